@@ -1,0 +1,62 @@
+"""The `hark` command: one entry point, a subcommand per job.
+
+Each package contributes its subcommands through a `register(subparsers)` function in its own
+`cli` module; those modules import nothing heavy at import time, so `hark mic` never pays for
+TensorFlow. A HarkError anywhere becomes one line on stderr and a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from collections.abc import Sequence
+
+from live.errors import HarkError
+
+# (module, what it adds) in the order --help lists them
+_COMMAND_MODULES = ("live.cli", "export.cli", "models.cli", "hark.bench_cli")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hark",
+        description="Real-time audio recognition from a microphone with Keras models run on ONNX.",
+        epilog="Run 'hark COMMAND --help' for examples. With no command, 'hark replay' of the "
+        "bundled demo.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in _COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as e:
+            if e.name == name:  # a package not written yet: its commands are simply absent
+                continue
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        args = parser.parse_args(["replay", *(argv or [])])
+    try:
+        return int(args.func(args) or 0)
+    except HarkError as e:
+        print(f"hark: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("hark: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # downstream closed (e.g. `hark replay | head`): not an error of ours
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

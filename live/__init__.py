@@ -1,0 +1,1 @@
+"""hark's runtime: sources, frontend, VAD, ONNX runners, smoothing. Never imports TensorFlow."""

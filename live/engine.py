@@ -1,0 +1,297 @@
+"""The streaming engine: samples in, posteriors and events out, one consumer, no threads inside.
+
+feed() does the cheap-to-heavy chain for whatever samples arrived (any chunk size):
+resample (per model rate) -> VAD gates -> shared frontends -> runners -> smoothers.
+It is deterministic: the same samples give the same events whatever the chunking.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from live.card import FrontendSpec, ModelCard
+from live.events import Event
+from live.features import Frontend
+from live.model import OnnxModel
+from live.runners import FrameRunner, WindowRunner
+from live.smoothing import Smoother
+from live.vad import VadGate, VadOptions
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """Engine-wide overrides of what the cards say.
+
+    vad: None keeps each card's choice; True/False forces the gate on/off for every model.
+    vad_mode: overrides the cards' webrtcvad aggressiveness (0-3).
+    reset_after_silence: reset recurrent state once the gate has been shut for the card's
+    reset_after_ms (a new utterance starts from a clean state, as in training).
+    record: keep every raw posterior (for evaluation and tests; costs memory on long streams).
+    """
+
+    vad: bool | None = None
+    vad_mode: int | None = None
+    reset_after_silence: bool = True
+    record: bool = False
+    history: int = 500
+
+
+@dataclass
+class StageTimes:
+    """Compute seconds spent per stage (in the last feed, or accumulated)."""
+
+    vad: float = 0.0
+    features: float = 0.0
+    inference: float = 0.0
+    smoothing: float = 0.0
+
+    @property
+    def total(self) -> float:
+        return self.vad + self.features + self.inference + self.smoothing
+
+    def add(self, other: StageTimes) -> None:
+        self.vad += other.vad
+        self.features += other.features
+        self.inference += other.inference
+        self.smoothing += other.smoothing
+
+
+@dataclass
+class Recording:
+    """Raw (unsmoothed) posteriors of one model with their time stamps."""
+
+    times: list[np.ndarray] = field(default_factory=list)
+    posteriors: list[np.ndarray] = field(default_factory=list)
+
+    def arrays(self, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
+        if not self.times:
+            return np.zeros(0), np.zeros((0, n_classes), dtype=np.float32)
+        return np.concatenate(self.times), np.concatenate(self.posteriors)
+
+
+class _RateGroup:
+    """Everything that runs at one sample rate: a resampler from the stream rate if needed,
+    the shared frontends, the VAD gates."""
+
+    def __init__(self, stream_rate: int, rate: int) -> None:
+        self.rate = rate
+        self.resampler = None
+        if rate != stream_rate:
+            import soxr
+
+            self.resampler = soxr.ResampleStream(stream_rate, rate, 1, dtype="float32")
+        self.frontends: dict[FrontendSpec, Frontend] = {}
+        self.gates: dict[VadOptions, VadGate] = {}
+        self.samples = 0  # samples pushed at this rate
+        self.new_frames: dict[FrontendSpec, tuple[int, np.ndarray]] = {}
+
+    def frontend(self, spec: FrontendSpec) -> Frontend:
+        if spec not in self.frontends:
+            self.frontends[spec] = Frontend(spec, self.rate)
+        return self.frontends[spec]
+
+    def gate(self, options: VadOptions) -> VadGate:
+        if options not in self.gates:
+            self.gates[options] = VadGate(self.rate, options)
+        return self.gates[options]
+
+
+class ModelStream:
+    """One model listening to the stream: its runner, gate and smoother."""
+
+    def __init__(self, model: OnnxModel, group: _RateGroup, options: EngineOptions) -> None:
+        card = model.card
+        self.model = model
+        self.card: ModelCard = card
+        self.group = group
+        self.frontends = {name: group.frontend(spec) for name, spec in card.frontends.items()}
+        use_vad = card.vad.enabled if options.vad is None else options.vad
+        self.gate: VadGate | None = None
+        if use_vad:
+            vopts = VadOptions.from_spec(card.vad)
+            if options.vad_mode is not None:
+                vopts = VadOptions(options.vad_mode, vopts.frame_ms, vopts.hangover_ms)
+            self.gate = group.gate(vopts)
+        self.runner: FrameRunner | WindowRunner
+        if card.streaming:
+            self.runner = FrameRunner(model)
+            self._fe_spec = card.frontends[card.inputs[0].frontend]
+            fe = self.frontends[card.inputs[0].frontend]
+            self._hop, self._win = fe.hop, fe.window
+        else:
+            self.runner = WindowRunner(model)
+        hop_s = card.decision_hop_s()
+        self.reset_frames = (
+            int(np.ceil(card.vad.reset_after_ms / 1000.0 / hop_s))
+            if options.reset_after_silence
+            else None
+        )
+        self._off_frames = 0
+        self.smoother = Smoother(
+            card.labels,
+            card.smoothing,
+            hop_s,
+            task=card.task,
+            ignore_labels=card.ignore_labels,
+            history=options.history,
+            model=card.name,
+        )
+        self.recording = Recording() if options.record else None
+        self.gate_open = not use_vad
+
+    def process(self, times: StageTimes) -> list[Event]:
+        t0 = time.perf_counter()
+        if isinstance(self.runner, FrameRunner):
+            stamps, post = self._run_frames(self.runner)
+        else:
+            for name, fe in self.frontends.items():
+                entry = self.group.new_frames.get(fe.spec)
+                if entry is not None:
+                    self.runner.add_frames(name, entry[1])
+            gate = self.gate.is_open_at if self.gate is not None else None
+            stamps, post = self.runner.step(gate)
+        t1 = time.perf_counter()
+        events: list[Event] = []
+        if len(post):
+            if self.recording is not None:
+                self.recording.times.append(stamps)
+                self.recording.posteriors.append(post)
+            events = self.smoother.update(post, float(stamps[0]))
+        times.inference += t1 - t0
+        times.smoothing += time.perf_counter() - t1
+        return events
+
+    def _run_frames(self, runner: FrameRunner) -> tuple[np.ndarray, np.ndarray]:
+        first, frames = self.group.new_frames.get(self._fe_spec, (0, None))
+        n_classes = len(self.card.labels)
+        if frames is None or not len(frames):
+            return np.zeros(0), np.zeros((0, n_classes), dtype=np.float32)
+        idx = np.arange(first, first + len(frames))
+        stamps = (idx * self._hop + self._win / 2) / self.group.rate
+        if self.gate is None:
+            return stamps, runner.run(frames)
+        gate = self.gate
+        is_open = np.fromiter(
+            (gate.is_open_at(int(i) * self._hop + self._win) for i in idx), bool, len(idx)
+        )
+        self.gate_open = bool(is_open[-1])
+        post = np.zeros((len(frames), n_classes), dtype=np.float32)
+        i = 0
+        while i < len(frames):
+            j = i
+            while j < len(frames) and is_open[j] == is_open[i]:
+                j += 1
+            if is_open[i]:
+                if self.reset_frames is not None and self._off_frames >= self.reset_frames:
+                    runner.reset()
+                self._off_frames = 0
+                post[i:j] = runner.run(frames[i:j])
+            else:
+                self._off_frames += j - i
+            i = j
+        return stamps, post
+
+    def reset_state(self) -> None:
+        self.runner.reset()
+
+
+class Engine:
+    """Feeds any chunking of one audio stream to one or more models."""
+
+    def __init__(self, models: Sequence[OnnxModel], options: EngineOptions | None = None) -> None:
+        if not models:
+            raise ValueError("the engine needs at least one model")
+        self.options = options or EngineOptions()
+        self.sample_rate = models[0].card.sample_rate
+        self._groups: dict[int, _RateGroup] = {}
+        self.streams: list[ModelStream] = []
+        for m in models:
+            rate = m.card.sample_rate
+            if rate not in self._groups:
+                self._groups[rate] = _RateGroup(self.sample_rate, rate)
+            self.streams.append(ModelStream(m, self._groups[rate], self.options))
+        self.samples_in = 0
+        self.nonfinite = 0
+        self.last_times = StageTimes()
+        self.total_times = StageTimes()
+        self.events: list[Event] = []  # every finished event, in order
+        self.level_dbfs = -120.0
+        self.peak = 0.0
+
+    @property
+    def time_s(self) -> float:
+        """Seconds of audio consumed so far."""
+        return self.samples_in / self.sample_rate
+
+    @property
+    def models(self) -> list[OnnxModel]:
+        return [s.model for s in self.streams]
+
+    def feed(self, samples: np.ndarray) -> list[Event]:
+        """Consume mono float samples at `sample_rate`; return the events they finished."""
+        x = np.asarray(samples, dtype=np.float32).reshape(-1)
+        if not np.isfinite(x).all():
+            bad = ~np.isfinite(x)
+            self.nonfinite += int(bad.sum())
+            x = np.where(bad, np.float32(0.0), x)
+        if x.size:
+            self.peak = float(np.abs(x).max())
+            rms = float(np.sqrt(np.mean(x.astype(np.float64) ** 2)))
+            self.level_dbfs = 20.0 * np.log10(max(rms, 1e-6))
+        self.samples_in += x.size
+        times = StageTimes()
+        for group in self._groups.values():
+            y = x if group.resampler is None else group.resampler.resample_chunk(x)
+            group.samples += y.size
+            t0 = time.perf_counter()
+            for gate in group.gates.values():
+                gate.push(y)
+            t1 = time.perf_counter()
+            group.new_frames = {}
+            for spec, fe in group.frontends.items():
+                first = fe.frames_out
+                group.new_frames[spec] = (first, fe.push(y))
+            times.vad += t1 - t0
+            times.features += time.perf_counter() - t1
+        events: list[Event] = []
+        for stream in self.streams:
+            events.extend(stream.process(times))
+        self.last_times = times
+        self.total_times.add(times)
+        self.events.extend(events)
+        return events
+
+    def close(self) -> list[Event]:
+        """End of stream: close open events (their offset is now) and return them."""
+        events: list[Event] = []
+        for stream in self.streams:
+            events.extend(stream.smoother.close(self.time_s))
+        self.events.extend(events)
+        return events
+
+    def reset_models(self) -> None:
+        """Forget recurrent state (the UI's 'r'); features and events carry on."""
+        for stream in self.streams:
+            stream.reset_state()
+
+    def recording(self, index: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """Raw posteriors recorded for model `index` (EngineOptions(record=True))."""
+        stream = self.streams[index]
+        if stream.recording is None:
+            raise RuntimeError("the engine was not asked to record posteriors")
+        return stream.recording.arrays(len(stream.card.labels))
+
+
+def offline_posteriors(
+    model: OnnxModel, audio: np.ndarray, chunk: int | None = None, vad: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """Run a whole signal through the engine (VAD off by default): (times_s, posteriors)."""
+    engine = Engine([model], EngineOptions(vad=vad, record=True))
+    step = chunk or max(1, audio.size)
+    for i in range(0, audio.size, step):
+        engine.feed(audio[i : i + step])
+    return engine.recording(0)

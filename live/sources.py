@@ -1,0 +1,416 @@
+"""Audio sources: where the engine's samples come from (a recording or a microphone).
+
+Both kinds yield 1-D float32 blocks, mono, at the model's sample rate, with NaN/Inf replaced by 0,
+so the engine never cares where audio came from. A file is decoded block by block (a two-hour
+recording is never loaded whole) and can be paced at wall-clock speed to pretend to be live. The
+microphone's audio callback only copies each block into a queue; resampling and clean-up happen
+on the consumer's side, on its own clock.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import struct
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Protocol
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+from live.devices import DeviceError, import_sounddevice, resolve_device
+from live.errors import HarkError
+
+# libsndfile reports SF_COUNT_MAX frames when it cannot know the length (e.g. a pipe)
+_UNKNOWN_FRAMES = 2**62
+
+
+class AudioError(HarkError):
+    """An audio file that is missing, unreadable, not audio, empty, or broken mid-stream."""
+
+
+@dataclass
+class SourceStats:
+    """What a source saw while it ran; the UI shows it and reports keep it.
+
+    blocks / samples count what was yielded (at the output sample rate). overflows / underflows
+    count the PortAudio status flags seen in the audio callback (input lost because we were late);
+    dropped_blocks counts callback blocks thrown away because the queue was full (the consumer is
+    too slow). nonfinite_samples counts NaN/Inf values replaced by 0 before downmixing.
+    truncated is True when a file held fewer frames than its header announced.
+    """
+
+    blocks: int = 0
+    samples: int = 0
+    overflows: int = 0
+    underflows: int = 0
+    dropped_blocks: int = 0
+    nonfinite_samples: int = 0
+    truncated: bool = False
+
+
+class Source(Protocol):
+    """What the engine and the CLI need from any source."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def sample_rate(self) -> int: ...
+
+    @property
+    def stats(self) -> SourceStats: ...
+
+    def blocks(self) -> Iterator[np.ndarray]: ...
+
+    def close(self) -> None: ...
+
+
+class _Resampler:
+    """Streaming mono resampler (soxr HQ, the same quality as soxr.resample).
+
+    Fed block by block it gives the same samples as one soxr.resample call on the whole signal
+    (measured bit-identical with soxr 1.1), so chunking never changes what the model hears.
+    Equal rates pass samples through untouched.
+    """
+
+    def __init__(self, in_rate: int, out_rate: int) -> None:
+        self._stream: soxr.ResampleStream | None = None
+        if in_rate != out_rate:
+            self._stream = soxr.ResampleStream(in_rate, out_rate, 1, dtype="float32")
+
+    def process(self, block: np.ndarray) -> np.ndarray:
+        if self._stream is None:
+            return block
+        return self._stream.resample_chunk(block)
+
+    def flush(self) -> np.ndarray:
+        """The samples still held in the filter's delay line (call once, at the end)."""
+        if self._stream is None:
+            return np.zeros(0, dtype=np.float32)
+        return self._stream.resample_chunk(np.zeros(0, dtype=np.float32), last=True)
+
+
+def _replace_nonfinite(block: np.ndarray, stats: SourceStats) -> np.ndarray:
+    """Zero NaN/Inf in place and count them: one bad sample must not poison a whole filter."""
+    finite = np.isfinite(block)
+    if not finite.all():
+        stats.nonfinite_samples += int(block.size - np.count_nonzero(finite))
+        block[~finite] = 0.0
+    return block
+
+
+def _downmix(frames: np.ndarray) -> np.ndarray:
+    """(n, channels) float32 -> contiguous (n,) float32, the mean of the channels."""
+    if frames.shape[1] == 1:
+        return np.ascontiguousarray(frames[:, 0])
+    return frames.mean(axis=1, dtype=np.float32)
+
+
+def _wav_declared_frames(path: Path) -> int | None:
+    """Frames a RIFF/WAVE header announces in its data chunk, or None if unknown / not WAV.
+
+    libsndfile silently clips the frame count of a truncated WAV to the bytes present, so the
+    header is read here to notice the truncation. A data size of 0 or 0xFFFFFFFF is the
+    placeholder streaming writers leave: unknown, not truncated.
+    """
+    with open(path, "rb") as f:
+        riff = f.read(12)
+        if len(riff) < 12 or riff[:4] != b"RIFF" or riff[8:12] != b"WAVE":
+            return None
+        block_align = 0
+        for _ in range(64):  # a real header has a handful of chunks before 'data'
+            head = f.read(8)
+            if len(head) < 8:
+                return None
+            chunk_id, size = head[:4], struct.unpack("<I", head[4:])[0]
+            if chunk_id == b"data":
+                if block_align <= 0 or size in (0, 0xFFFFFFFF):
+                    return None
+                return int(size // block_align)
+            body_start = f.tell()
+            if chunk_id == b"fmt ":
+                fmt = f.read(min(size, 16))
+                if len(fmt) >= 14:
+                    block_align = struct.unpack("<H", fmt[12:14])[0]
+            f.seek(body_start + size + (size & 1))  # chunks are padded to an even size
+    return None
+
+
+class FileSource:
+    """A recording decoded block by block: mono float32 at `sample_rate`, optionally paced live.
+
+    Any file libsndfile reads (wav, flac, ogg, ...), any rate, channel count and bit depth.
+    Errors in the input (missing, not audio, empty, broken) are AudioError with the path in the
+    message; opening happens here so a bad file fails before anything starts.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        sample_rate: int,
+        block_s: float = 0.1,
+        realtime: bool = False,
+    ) -> None:
+        if sample_rate <= 0:
+            raise ValueError(f"sample_rate must be positive, got {sample_rate}")
+        if block_s <= 0:
+            raise ValueError(f"block_s must be positive, got {block_s}")
+        self.path = Path(path)
+        self.sample_rate = int(sample_rate)
+        self.block_s = float(block_s)
+        self.realtime = realtime
+        self.stats = SourceStats()
+        self._file = self._open()
+        self.input_rate = int(self._file.samplerate)
+        self.channels = int(self._file.channels)
+        self._frames = int(self._file.frames)
+        self._header_truncated = self._check_header()
+        self.stats.truncated = self._header_truncated
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def duration_s(self) -> float | None:
+        """Length from the header, when the format tells it."""
+        if self._frames >= _UNKNOWN_FRAMES:
+            return None
+        return self._frames / self.input_rate
+
+    def _open(self) -> sf.SoundFile:
+        where = str(self.path)
+        if not self.path.exists():
+            raise AudioError(f"{where}: no such file")
+        if self.path.is_dir():
+            raise AudioError(f"{where}: is a directory, not an audio file")
+        try:
+            with open(self.path, "rb") as f:
+                empty = not f.read(1)
+        except OSError as e:
+            raise AudioError(f"{where}: cannot read ({e.strerror})") from e
+        if empty:
+            raise AudioError(f"{where}: file is empty (0 bytes)")
+        try:
+            audio = sf.SoundFile(self.path)
+        except sf.LibsndfileError as e:
+            raise AudioError(
+                f"{where}: not an audio file libsndfile can read ({e.error_string.rstrip('.')})"
+            ) from e
+        if audio.frames == 0:
+            audio.close()
+            raise AudioError(f"{where}: contains no audio (0 frames; empty or truncated)")
+        return audio
+
+    def _check_header(self) -> bool:
+        if self._file.format not in ("WAV", "WAVEX"):
+            return False
+        declared = _wav_declared_frames(self.path)
+        return declared is not None and declared > self._frames
+
+    def blocks(self) -> Iterator[np.ndarray]:
+        """Yield the whole file from its start as blocks of about block_s (last one shorter).
+
+        Each call starts over (stats too). With realtime=True each block is held back until its
+        end time relative to the first block, like a microphone would deliver it; the schedule is
+        absolute, so a slow consumer catches up instead of accumulating drift.
+        """
+        if self._file.closed:
+            raise ValueError(f"{self.path}: source is closed")
+        self._file.seek(0)
+        self.stats = SourceStats(truncated=self._header_truncated)
+        resampler = _Resampler(self.input_rate, self.sample_rate)
+        block_frames = max(1, round(self.block_s * self.input_rate))
+        start = time.monotonic()
+        n_read = 0
+        while True:
+            try:
+                frames = self._file.read(block_frames, dtype="float32", always_2d=True)
+            except sf.SoundFileError as e:
+                raise AudioError(
+                    f"{self.path}: decoding failed at {n_read / self.input_rate:.2f} s ({e})"
+                ) from e
+            if len(frames) == 0:
+                break
+            n_read += len(frames)
+            mono = _downmix(_replace_nonfinite(frames, self.stats))
+            yield from self._emit(resampler.process(mono), start)
+        yield from self._emit(resampler.flush(), start)
+        if n_read == 0:
+            raise AudioError(f"{self.path}: contains no audio (0 frames decoded)")
+        if self._frames < _UNKNOWN_FRAMES and n_read < self._frames:
+            self.stats.truncated = True
+
+    def _emit(self, block: np.ndarray, start: float) -> Iterator[np.ndarray]:
+        if block.size == 0:
+            return
+        self.stats.blocks += 1
+        self.stats.samples += block.size
+        if self.realtime:
+            delay = start + self.stats.samples / self.sample_rate - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+        yield block
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> FileSource:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class MicSource:
+    """A live microphone through PortAudio, resampled on the consumer side to `sample_rate`.
+
+    The audio callback only copies channel 0 into a bounded queue and counts the overflow /
+    underflow flags; a full queue drops the block and counts it (never blocks the audio thread).
+    `blocks()` drains the queue until `stop()` (safe from another thread or a signal handler) or
+    `max_seconds` of captured audio. Use as a context manager so the stream is always closed.
+    """
+
+    def __init__(
+        self,
+        sample_rate: int,
+        device: int | str | None = None,
+        block_ms: float = 10.0,
+        latency: str | float = "low",
+        queue_blocks: int = 500,
+    ) -> None:
+        # queue_blocks=500 holds 5 s of 10 ms blocks: room for a slow first model call, not for a
+        # consumer that is permanently behind (that shows up as dropped_blocks instead).
+        if sample_rate <= 0:
+            raise ValueError(f"sample_rate must be positive, got {sample_rate}")
+        if block_ms <= 0 or queue_blocks <= 0:
+            raise ValueError("block_ms and queue_blocks must be positive")
+        self._sd = import_sounddevice()
+        self.device = resolve_device(device)
+        info = self._sd.query_devices(self.device, "input")
+        self._name = str(info["name"])
+        self.sample_rate = int(sample_rate)
+        self.input_rate = self._pick_rate(float(info["default_samplerate"]))
+        self.block_frames = max(1, round(block_ms * self.input_rate / 1000))
+        self.latency = latency
+        self.stats = SourceStats()
+        self._queue: queue.Queue[np.ndarray] = queue.Queue(maxsize=queue_blocks)
+        self._stream: Any = None
+        self._stopping = False
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def duration_s(self) -> float | None:
+        """A microphone has no known length."""
+        return None
+
+    def _pick_rate(self, default_rate: float) -> int:
+        """The model rate if the device takes it (no resampling at all), else its own rate."""
+        try:
+            self._sd.check_input_settings(
+                device=self.device, channels=1, dtype="float32", samplerate=self.sample_rate
+            )
+        except (self._sd.PortAudioError, ValueError):
+            return int(round(default_rate))
+        return self.sample_rate
+
+    def _callback(self, indata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
+        # Runs on PortAudio's thread: copy, enqueue, count. Nothing else (no prints, no maths).
+        if status.input_overflow:
+            self.stats.overflows += 1
+        if status.input_underflow:
+            self.stats.underflows += 1
+        try:
+            self._queue.put_nowait(indata[:, 0].copy())
+        except queue.Full:
+            self.stats.dropped_blocks += 1
+
+    def start(self) -> None:
+        """Open and start the input stream (blocks() calls it if needed)."""
+        if self._stream is not None:
+            return
+        self._stopping = False
+        try:
+            stream = self._sd.InputStream(
+                samplerate=self.input_rate,
+                blocksize=self.block_frames,
+                device=self.device,
+                channels=1,
+                dtype="float32",
+                latency=self.latency,
+                callback=self._callback,
+            )
+            stream.start()
+        except (self._sd.PortAudioError, ValueError) as e:
+            raise DeviceError(f"cannot open input device {self._name!r}: {e}") from e
+        self._stream = stream
+
+    def stop(self) -> None:
+        """Ask blocks() to finish. Only sets a flag, so it is safe in a signal handler."""
+        self._stopping = True
+
+    def blocks(self, max_seconds: float | None = None) -> Iterator[np.ndarray]:
+        """Yield mono float32 blocks at sample_rate until stop() or max_seconds of audio.
+
+        max_seconds counts captured samples, not wall time, so the amount of audio is exact.
+        Blocks still queued when stop() is called are discarded (stop should be prompt).
+        """
+        self.start()
+        limit = None if max_seconds is None else round(max_seconds * self.input_rate)
+        resampler = _Resampler(self.input_rate, self.sample_rate)
+        # how long to wait for a block before looking at the stop flag again
+        poll_s = min(0.1, max(0.01, 2 * self.block_frames / self.input_rate))
+        captured = 0
+        while not self._stopping and (limit is None or captured < limit):
+            try:
+                block = self._queue.get(timeout=poll_s)
+            except queue.Empty:
+                if not self._stream.active:
+                    raise DeviceError(f"input device {self._name!r} stopped delivering audio")
+                continue
+            if limit is not None:
+                block = block[: limit - captured]
+            captured += block.size
+            yield from self._emit(resampler.process(_replace_nonfinite(block, self.stats)))
+        yield from self._emit(resampler.flush())
+
+    def _emit(self, block: np.ndarray) -> Iterator[np.ndarray]:
+        if block.size == 0:
+            return
+        self.stats.blocks += 1
+        self.stats.samples += block.size
+        yield block
+
+    def close(self) -> None:
+        """Stop and close the stream (idempotent)."""
+        self._stopping = True
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            stream.abort(ignore_errors=True)
+            stream.close(ignore_errors=True)
+
+    def __enter__(self) -> MicSource:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Set up hark on a fresh Debian/Ubuntu machine with Python >= 3.11.
+#   scripts/setup.sh        runtime: system audio libraries + .venv with hark
+#   scripts/setup.sh dev    everything the test suite needs: TensorFlow/tf2onnx (export, train),
+#                           PulseAudio (virtual microphone), espeak-ng/flite (synthetic speech), tmux
+# Idempotent: re-running only installs what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mode=${1:-run}
+case "$mode" in run|dev) ;; *) echo "usage: scripts/setup.sh [run|dev]" >&2; exit 2 ;; esac
+
+pkgs=(libportaudio2 libsndfile1)
+if [ "$mode" = dev ]; then
+  pkgs+=(pulseaudio pulseaudio-utils espeak-ng flite sox tmux)
+fi
+missing=()
+for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  if command -v apt-get >/dev/null 2>&1; then
+    sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
+    echo "setup: installing system packages: ${missing[*]}" >&2
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  else
+    echo "setup: please install these system packages: ${missing[*]}" >&2; exit 1
+  fi
+fi
+
+py=${PYTHON:-python3}
+"$py" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+  || { echo "setup: Python >= 3.11 is needed (set PYTHON=/path/to/python3.11)" >&2; exit 1; }
+[ -x .venv/bin/python ] || "$py" -m venv .venv
+pip=(.venv/bin/python -m pip install -q --disable-pip-version-check)
+if [ "$mode" = dev ]; then
+  "${pip[@]}" -e ".[dev]"
+  # tf_keras (for legacy Keras 2 .h5 files) requires the `tensorflow` distribution, which would
+  # pull a second TensorFlow next to tensorflow-cpu: install it without dependencies, matched.
+  tfv=$(.venv/bin/python -c 'import importlib.metadata as m; print(".".join(m.version("tensorflow-cpu").split(".")[:2]))')
+  .venv/bin/python -c 'import tf_keras' 2>/dev/null || "${pip[@]}" --no-deps "tf_keras~=${tfv}.0"
+else
+  "${pip[@]}" -e .
+fi
+echo "setup: ready ($mode): .venv/bin/hark" >&2
