@@ -71,7 +71,9 @@ class FrontendSpec:
         win = self.window_samples(sample_rate)
         self.hop_samples(sample_rate)
         if self.fft_size(sample_rate) < win:
-            raise CardError(f"frontend n_fft {self.n_fft} is shorter than the window ({win} samples)")
+            raise CardError(
+                f"frontend n_fft {self.n_fft} is shorter than the window ({win} samples)"
+            )
         if self.kind in ("logmel", "mfcc"):
             fmax = self.fmax if self.fmax is not None else sample_rate / 2
             if not 0 <= self.fmin < fmax <= sample_rate / 2:
@@ -220,7 +222,9 @@ class ModelCard:
         try:
             schema = int(d.get("schema", 0))
             if schema != SCHEMA_VERSION:
-                raise CardError(f"card schema {schema} is not supported (expected {SCHEMA_VERSION})")
+                raise CardError(
+                    f"card schema {schema} is not supported (expected {SCHEMA_VERSION})"
+                )
             frontends = {k: FrontendSpec(**v) for k, v in d["frontends"].items()}
             inputs = tuple(
                 InputSpec(
@@ -398,7 +402,9 @@ class ModelCard:
             if st.input not in inputs:
                 raise CardError(f"state input {st.input!r} is not an input of the model")
             if st.output not in outputs:
-                raise CardError(f"state input {st.input!r} has no output {st.output!r} in the model")
+                raise CardError(
+                    f"state input {st.input!r} has no output {st.output!r} in the model"
+                )
         extra = set(inputs) - {i.name for i in self.inputs} - state_in
         if extra:
             raise CardError(f"model inputs {sorted(extra)} are not described by the card")

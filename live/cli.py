@@ -213,6 +213,7 @@ def run_replay(args: argparse.Namespace) -> int:
     sources = [FileSource(f, rate, realtime=args.realtime) for f in files]
     output = EventOutput(cfg.fmt, cfg.out, sys.stdout)
     engine = None
+    truncated: list[str] = []
     try:
         with _sigterm_as_exception():
             for src in sources:
@@ -221,6 +222,8 @@ def run_replay(args: argparse.Namespace) -> int:
                     output.write_all(engine.feed(block))
                 output.write_all(engine.close())
                 _report_source(src, engine)
+                if src.stats.truncated:
+                    truncated.append(f"{src.name} (ends at {engine.time_s:.2f} s)")
                 src.close()
                 engine = None
     except (KeyboardInterrupt, Terminated) as e:
@@ -231,6 +234,10 @@ def run_replay(args: argparse.Namespace) -> int:
               f"{output.count} events written", file=sys.stderr)
         return 130 if isinstance(e, KeyboardInterrupt) else 143
     output.close()
+    if truncated:
+        print(f"hark: error: truncated audio: {', '.join(truncated)}; the events up to there "
+              "were written", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -240,9 +247,6 @@ def _report_source(src: object, engine: object) -> None:
     if bad:
         print(f"hark: warning: {getattr(src, 'name', 'input')}: {bad} NaN/Inf samples replaced "
               "by silence", file=sys.stderr)
-    if getattr(stats, "truncated", False):
-        print(f"hark: warning: {getattr(src, 'name', 'input')}: file is truncated; "
-              "processed what was there", file=sys.stderr)
 
 
 def run_mic(args: argparse.Namespace) -> int:

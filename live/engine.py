@@ -74,8 +74,10 @@ class Recording:
 
 
 class _RateGroup:
-    """Everything that runs at one sample rate: a resampler from the stream rate if needed,
-    the shared frontends, the VAD gates."""
+    """Everything that runs at one sample rate.
+
+    A resampler from the stream rate if needed, the shared frontends, the VAD gates.
+    """
 
     def __init__(self, stream_rate: int, rate: int) -> None:
         self.rate = rate

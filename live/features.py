@@ -34,7 +34,7 @@ def mel_matrix(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: flo
 
 @lru_cache(maxsize=16)
 def _dct_matrix(n_mels: int, n_mfcc: int) -> np.ndarray:
-    """Orthonormal DCT-II basis, (n_mels, n_mfcc): the same numbers as scipy.fft.dct(norm='ortho')."""
+    """Orthonormal DCT-II basis (n_mels, n_mfcc): the numbers of scipy.fft.dct(norm='ortho')."""
     k = np.arange(n_mfcc)[None, :]
     n = np.arange(n_mels)[:, None]
     basis = np.cos(np.pi * k * (2 * n + 1) / (2 * n_mels)) * np.sqrt(2.0 / n_mels)

@@ -79,10 +79,7 @@ class OnnxModel:
         options = options or RuntimeOptions()
         onnx_path, card_path = resolve_model(spec)
         if card is None:
-            try:
-                card = load_card(card_path)
-            except CardError as e:
-                raise CardError(f"{onnx_path.name}: {e}") from None
+            card = load_card(card_path)  # its errors name the card file
         so = ort.SessionOptions()
         so.intra_op_num_threads = options.threads
         so.inter_op_num_threads = 1

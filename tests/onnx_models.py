@@ -96,13 +96,18 @@ def lstm_frame_model(
         sample_rate=16000,
         frontends={"main": LOGMEL},
         inputs=(InputSpec("frames", "frames", (1, None, n_in)),),
-        state=(StateSpec("h_in", "h_out", (1, 1, hidden)), StateSpec("c_in", "c_out", (1, 1, hidden))),
+        state=(
+            StateSpec("h_in", "h_out", (1, 1, hidden)),
+            StateSpec("c_in", "c_out", (1, 1, hidden)),
+        ),
         vad=VadSpec(enabled=vad),
     )
     return _save(graph, card, out_dir)
 
 
-def _conv_branch(prefix: str, inp: str, rng: np.random.Generator, filters: int) -> tuple[list, list]:
+def _conv_branch(
+    prefix: str, inp: str, rng: np.random.Generator, filters: int
+) -> tuple[list, list]:
     nodes = [
         helper.make_node("Transpose", [inp], [f"{prefix}_nchw"], perm=[0, 3, 1, 2]),
         helper.make_node("Conv", [f"{prefix}_nchw", f"{prefix}_k", f"{prefix}_kb"],
@@ -249,8 +254,8 @@ def band_energy_model(
 ) -> Path:
     """A deterministic multilabel 'detector': low = mel bins 0-9 loud, high = bins 30-39 loud.
 
-    posterior = sigmoid(gain * (log of the band's mean mel power - threshold)): the detection rule is
-    known exactly, so events on a synthetic signal have a known right answer.
+    posterior = sigmoid(gain * (log of the band's mean mel power - threshold)): the detection
+    rule is known exactly, so events on a synthetic signal have a known right answer.
     """
     sel = np.zeros((40, 2), dtype=np.float32)
     sel[0:10, 0] = 1 / 10
@@ -263,7 +268,8 @@ def band_energy_model(
         helper.make_node("Mul", ["d", "gain"], ["z"]),
         helper.make_node("Sigmoid", ["z"], ["posteriors"]),
     ]
-    inits = [_init("sel", sel), _init("thr", np.broadcast_to(np.asarray(threshold, dtype=np.float32), (2,))), _init("gain", np.array([4.0]))]
+    thr = np.broadcast_to(np.asarray(threshold, dtype=np.float32), (2,))
+    inits = [_init("sel", sel), _init("thr", thr), _init("gain", np.array([4.0]))]
     graph = helper.make_graph(
         nodes,
         name,
