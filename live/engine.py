@@ -198,7 +198,9 @@ class ModelStream:
         return stamps, post
 
     def reset_state(self) -> None:
+        """Forget recurrent state and the smoothing filters' memory; open events carry on."""
         self.runner.reset()
+        self.smoother.reset_filters()
 
 
 class Engine:

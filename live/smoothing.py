@@ -123,8 +123,6 @@ class Smoother:
         self._on = [float(spec.threshold_on)] * n
         self._off = [float(spec.threshold_off)] * n
         self._start_at = np.where(self._is_event, spec.threshold_on, np.inf).astype(np.float64)
-        for label, (on, off) in (thresholds or {}).items():
-            self.set_threshold(label, on, off)
 
         # filters
         self._method = spec.method
@@ -147,6 +145,8 @@ class Smoother:
         self._seg_k = 0  # frames in that run so far
         self._last_t: float | None = None
         self._out: list[Event] = []
+        for label, (on, off) in (thresholds or {}).items():
+            self.set_threshold(label, on, off)
 
     @classmethod
     def from_card(cls, card: ModelCard, history: int = 500) -> Smoother:
@@ -169,6 +169,7 @@ class Smoother:
         that continues the previous rows (within half a hop) keeps one time base, so frame times
         do not depend on how rows were split; a later t0_s is a gap in the stream: open events
         turn off where the last frame ended. An earlier t0_s is an error (reset() first).
+        Values are not checked (hot path): a NaN compares below every threshold.
         """
         x = np.asarray(posteriors, dtype=np.float64)
         if x.ndim == 1:
@@ -231,8 +232,7 @@ class Smoother:
                     ev.off_s, ev.off_frame = t, g  # turns off: pending, may resume within min_off
                     ev.gap_peak, ev.gap_total, ev.gap_count = v, v, 1
                     self._n_on -= 1
-                    if self._is_event[c]:
-                        self._start_at[c] = self._on[c]
+                    self._start_at[c] = self._on[c]  # open classes are never ignored labels
                     if t - ev.off_s >= self._min_off_s - _EPS_S:
                         self._finish(c, ev.off_s, g)
                 elif t - ev.off_s >= self._min_off_s - _EPS_S:
@@ -283,8 +283,7 @@ class Smoother:
         self._open_mask[c] = False
         if ev.off_s is None:  # still on (close, or a gap in the stream)
             self._n_on -= 1
-            if self._is_event[c]:
-                self._start_at[c] = self._on[c]
+            self._start_at[c] = self._on[c]
             end_frame = g
         else:
             end_frame = ev.off_frame
@@ -331,8 +330,7 @@ class Smoother:
                 ev.off_s, ev.off_frame = expected, self._n_frames
                 ev.gap_peak, ev.gap_total, ev.gap_count = 0.0, 0.0, 0
                 self._n_on -= 1
-                if self._is_event[c]:
-                    self._start_at[c] = self._on[c]
+                self._start_at[c] = self._on[c]
         self._seg_t0, self._seg_k = t0_s, 0
 
     # ---- end of stream, reset --------------------------------------------------------------------
