@@ -59,16 +59,26 @@ def fix_length(x: FloatArray, n_samples: int) -> FloatArray:
 
 
 def active_extent(x: FloatArray, sample_rate: int, top_db: float = 40.0) -> tuple[int, int]:
-    """Sample range [start, stop) of `x` whose frame energy is within `top_db` of its loudest frame.
+    """Sample range [start, stop) of `x` that is within `top_db` of its loudest frame.
 
-    Used to give a placed word or event its true onset/offset. Returns (0, 0) for digital silence.
+    Frames (25 ms every 10 ms, not centred) whose RMS is within top_db of the loudest decide the
+    region, which is robust to isolated clicks; the edges are then tightened to the first and last
+    sample reaching that level, so a placed word's onset/offset is where its sound is, not up to
+    a frame away. Returns (0, 0) for digital silence.
     """
     if x.size == 0 or not np.any(x):
         return 0, 0
-    frame = max(1, round(TRIM_FRAME_S * sample_rate))
+    frame = min(x.size, max(1, round(TRIM_FRAME_S * sample_rate)))
     hop = max(1, round(TRIM_HOP_S * sample_rate))
-    _, (start, stop) = librosa.effects.trim(x, top_db=top_db, frame_length=frame, hop_length=hop)
-    return int(start), int(stop)
+    padded = np.concatenate([x.astype(np.float64), np.zeros(hop)])  # last frame reaches the end
+    windows = np.lib.stride_tricks.sliding_window_view(padded, frame)[::hop]
+    rms = np.sqrt(np.mean(windows**2, axis=1))
+    level = rms.max() * 10.0 ** (-top_db / 20.0)
+    loud = np.flatnonzero(rms >= level)
+    lo, hi = int(loud[0]) * hop, int(loud[-1]) * hop + frame
+    # a frame with RMS >= level holds a sample with |x| >= level, so this is never empty
+    above = np.flatnonzero(np.abs(x[lo:hi]) >= level)
+    return lo + int(above[0]), lo + int(above[-1]) + 1
 
 
 def power(x: npt.ArrayLike) -> float:

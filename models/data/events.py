@@ -10,11 +10,12 @@ import csv
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal, overload
 
 import numpy as np
 import numpy.typing as npt
 
-from models.data.audio import FloatArray, write_wav
+from models.data.audio import FloatArray, IntArray, write_wav
 
 DCASE_HEADER = ("onset", "offset", "event_label")
 
@@ -53,6 +54,48 @@ def frame_times(n_frames: int, hop_s: float, win_s: float) -> npt.NDArray[np.flo
     return np.arange(n_frames, dtype=np.float64) * hop_s + win_s / 2.0
 
 
+@overload
+def frame_targets(
+    events: Iterable[Event],
+    n_frames: int,
+    hop_s: float,
+    win_s: float,
+    labels: Sequence[str],
+    *,
+    multilabel: Literal[False] = False,
+    background: str | None = None,
+    ignore: Collection[str] = (),
+) -> IntArray: ...
+
+
+@overload
+def frame_targets(
+    events: Iterable[Event],
+    n_frames: int,
+    hop_s: float,
+    win_s: float,
+    labels: Sequence[str],
+    *,
+    multilabel: Literal[True],
+    background: str | None = None,
+    ignore: Collection[str] = (),
+) -> FloatArray: ...
+
+
+@overload
+def frame_targets(
+    events: Iterable[Event],
+    n_frames: int,
+    hop_s: float,
+    win_s: float,
+    labels: Sequence[str],
+    *,
+    multilabel: bool,
+    background: str | None = None,
+    ignore: Collection[str] = (),
+) -> IntArray | FloatArray: ...
+
+
 def frame_targets(
     events: Iterable[Event],
     n_frames: int,
@@ -63,7 +106,7 @@ def frame_targets(
     multilabel: bool = False,
     background: str | None = None,
     ignore: Collection[str] = (),
-) -> npt.NDArray[np.int64] | FloatArray:
+) -> IntArray | FloatArray:
     """Per-frame targets: a frame belongs to an event when its centre lies in [onset, offset).
 
     multilabel=False: int64 class index per frame; frames outside every event get the background

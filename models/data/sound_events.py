@@ -159,7 +159,8 @@ class EventStreamOptions:
 
     Each event's power over its active part is `snr_db_range` above the noise power; `noise_rms`
     sets the absolute noise level. n_events_range is inclusive; classes are drawn in shuffled
-    rounds, so a stream with at least len(classes) events holds every class.
+    rounds, so a stream with at least len(classes) events holds every class. The "speech" class
+    needs espeak-ng.
     """
 
     duration_s: float = 10.0

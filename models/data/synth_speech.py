@@ -4,6 +4,8 @@ Each clip is one word spoken by one voice at a random tempo, pitch and level, tr
 audible part and placed at a random offset in a `clip_s` clip. Every speaker (voice group) lands in
 exactly one split, listed in validation_list.txt / testing_list.txt like the real dataset. A tree
 from flite, never used for training, measures how far the espeak-trained models generalise.
+
+Command line: python -m models.data.synth_speech OUT_DIR --n-per-word 100 [--engine flite]
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from models.data.audio import active_extent, db_to_amplitude, write_wav
+from models.data.audio import FloatArray, active_extent, db_to_amplitude, write_wav
 from models.data.augment import NOISE_COLOURS, coloured_noise
 from models.data.speech_commands import (
     BACKGROUND_NOISE_DIR,
@@ -133,7 +135,7 @@ def render_word(
     sample_rate: int = 16000,
     clip_s: float = 1.0,
     options: SpeechSetOptions | None = None,
-) -> np.ndarray:
+) -> FloatArray:
     """One fixed-length float32 clip: the word at a random tempo/pitch/level and offset.
 
     A word longer than the clip is re-synthesised faster (up to MAX_SPEEDUP_TRIES) before cutting.
@@ -302,7 +304,7 @@ def _write_noise(folder: Path, seed: int, sample_rate: int, opts: SpeechSetOptio
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Command line: generate a tree and print the throughput."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser = argparse.ArgumentParser(description="Write a synthetic Speech Commands tree.")
     parser.add_argument("out_dir", type=Path)
     parser.add_argument("--n-per-word", type=int, default=100)
     parser.add_argument("--n-per-unknown-word", type=int, default=None)
