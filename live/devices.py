@@ -1,4 +1,4 @@
-"""Audio input devices: listing them for `hark devices` and resolving `--device` to a PortAudio index.
+"""Audio input devices: the `hark devices` listing, and `--device` resolved to a PortAudio index.
 
 sounddevice is imported lazily (only when a microphone is actually used), so that `hark replay`
 works on machines without the PortAudio library; a missing library becomes one DeviceError.
@@ -42,8 +42,10 @@ class DeviceInfo:
 
 
 def import_sounddevice() -> ModuleType:
-    """Import sounddevice, turning a missing PortAudio library into a DeviceError that says what
-    to install (sounddevice raises a bare OSError at import when libportaudio is absent)."""
+    """Import sounddevice; a missing PortAudio library becomes a DeviceError naming the package.
+
+    sounddevice raises a bare OSError at import when libportaudio is absent.
+    """
     try:
         return importlib.import_module("sounddevice")
     except OSError as e:

@@ -112,6 +112,12 @@ def _downmix(frames: np.ndarray) -> np.ndarray:
     return frames.mean(axis=1, dtype=np.float32)
 
 
+def _reason(e: Exception) -> str:
+    """The error in libsndfile's own words, without soundfile's prefix or a final period."""
+    text = str(getattr(e, "error_string", "") or e)
+    return text.removeprefix("Error : ").strip().rstrip(".")
+
+
 def _wav_declared_frames(path: Path) -> int | None:
     """Frames a RIFF/WAVE header announces in its data chunk, or None if unknown / not WAV.
 
@@ -166,11 +172,14 @@ class FileSource:
         self.block_s = float(block_s)
         self.realtime = realtime
         self.stats = SourceStats()
-        self._file = self._open()
-        self.input_rate = int(self._file.samplerate)
-        self.channels = int(self._file.channels)
-        self._frames = int(self._file.frames)
-        self._header_truncated = self._check_header()
+        self._closed = False
+        # Validate now (a bad file fails before anything starts), but keep no handle: `hark
+        # replay` may be given thousands of files, more than the process may hold open at once.
+        with self._open() as f:
+            self.input_rate = int(f.samplerate)
+            self.channels = int(f.channels)
+            self._frames = int(f.frames)
+            self._header_truncated = self._check_header(str(f.format))
         self.stats.truncated = self._header_truncated
 
     @property
@@ -200,16 +209,14 @@ class FileSource:
         try:
             audio = sf.SoundFile(self.path)
         except sf.LibsndfileError as e:
-            raise AudioError(
-                f"{where}: not an audio file libsndfile can read ({e.error_string.rstrip('.')})"
-            ) from e
+            raise AudioError(f"{where}: not a readable audio file ({_reason(e)})") from e
         if audio.frames == 0:
             audio.close()
             raise AudioError(f"{where}: contains no audio (0 frames; empty or truncated)")
         return audio
 
-    def _check_header(self) -> bool:
-        if self._file.format not in ("WAV", "WAVEX"):
+    def _check_header(self, fmt: str) -> bool:
+        if fmt not in ("WAV", "WAVEX"):
             return False
         declared = _wav_declared_frames(self.path)
         return declared is not None and declared > self._frames
@@ -221,26 +228,31 @@ class FileSource:
         end time relative to the first block, like a microphone would deliver it; the schedule is
         absolute, so a slow consumer catches up instead of accumulating drift.
         """
-        if self._file.closed:
+        if self._closed:
             raise ValueError(f"{self.path}: source is closed")
-        self._file.seek(0)
         self.stats = SourceStats(truncated=self._header_truncated)
         resampler = _Resampler(self.input_rate, self.sample_rate)
         block_frames = max(1, round(self.block_s * self.input_rate))
         start = time.monotonic()
         n_read = 0
-        while True:
-            try:
-                frames = self._file.read(block_frames, dtype="float32", always_2d=True)
-            except sf.SoundFileError as e:
-                raise AudioError(
-                    f"{self.path}: decoding failed at {n_read / self.input_rate:.2f} s ({e})"
-                ) from e
-            if len(frames) == 0:
-                break
-            n_read += len(frames)
-            mono = _downmix(_replace_nonfinite(frames, self.stats))
-            yield from self._emit(resampler.process(mono), start)
+        # opened again (and only for the iteration): it may have changed since __init__, and the
+        # handle is closed by the with-block even when the consumer abandons the generator
+        with self._open() as f:
+            while True:
+                if self._closed:  # close() from elsewhere: stop here, nothing more to give
+                    return
+                try:
+                    frames = f.read(block_frames, dtype="float32", always_2d=True)
+                except sf.SoundFileError as e:
+                    raise AudioError(
+                        f"{self.path}: decoding failed at {n_read / self.input_rate:.2f} s "
+                        f"({_reason(e)})"
+                    ) from e
+                if len(frames) == 0:
+                    break
+                n_read += len(frames)
+                mono = _downmix(_replace_nonfinite(frames, self.stats))
+                yield from self._emit(resampler.process(mono), start)
         yield from self._emit(resampler.flush(), start)
         if n_read == 0:
             raise AudioError(f"{self.path}: contains no audio (0 frames decoded)")
@@ -259,7 +271,12 @@ class FileSource:
         yield block
 
     def close(self) -> None:
-        self._file.close()
+        """End the source: a running blocks() stops at its next block, and no new one starts.
+
+        Only a flag: the handle belongs to the iteration, so no thread closes a file that
+        another is reading.
+        """
+        self._closed = True
 
     def __enter__(self) -> FileSource:
         return self
@@ -279,7 +296,8 @@ class MicSource:
     The audio callback only copies channel 0 into a bounded queue and counts the overflow /
     underflow flags; a full queue drops the block and counts it (never blocks the audio thread).
     `blocks()` drains the queue until `stop()` (safe from another thread or a signal handler) or
-    `max_seconds` of captured audio. Use as a context manager so the stream is always closed.
+    `max_seconds` of captured audio (None: no limit). Use as a context manager so the stream is
+    always closed.
     """
 
     def __init__(
@@ -289,6 +307,7 @@ class MicSource:
         block_ms: float = 10.0,
         latency: str | float = "low",
         queue_blocks: int = 500,
+        max_seconds: float | None = None,
     ) -> None:
         # queue_blocks=500 holds 5 s of 10 ms blocks: room for a slow first model call, not for a
         # consumer that is permanently behind (that shows up as dropped_blocks instead).
@@ -296,6 +315,8 @@ class MicSource:
             raise ValueError(f"sample_rate must be positive, got {sample_rate}")
         if block_ms <= 0 or queue_blocks <= 0:
             raise ValueError("block_ms and queue_blocks must be positive")
+        if max_seconds is not None and max_seconds <= 0:
+            raise ValueError(f"max_seconds must be positive, got {max_seconds}")
         self._sd = import_sounddevice()
         self.device = resolve_device(device)
         info = self._sd.query_devices(self.device, "input")
@@ -304,6 +325,7 @@ class MicSource:
         self.input_rate = self._pick_rate(float(info["default_samplerate"]))
         self.block_frames = max(1, round(block_ms * self.input_rate / 1000))
         self.latency = latency
+        self.max_seconds = max_seconds
         self.stats = SourceStats()
         self._queue: queue.Queue[np.ndarray] = queue.Queue(maxsize=queue_blocks)
         self._stream: Any = None
@@ -363,14 +385,14 @@ class MicSource:
         """Ask blocks() to finish. Only sets a flag, so it is safe in a signal handler."""
         self._stopping = True
 
-    def blocks(self, max_seconds: float | None = None) -> Iterator[np.ndarray]:
+    def blocks(self) -> Iterator[np.ndarray]:
         """Yield mono float32 blocks at sample_rate until stop() or max_seconds of audio.
 
         max_seconds counts captured samples, not wall time, so the amount of audio is exact.
         Blocks still queued when stop() is called are discarded (stop should be prompt).
         """
         self.start()
-        limit = None if max_seconds is None else round(max_seconds * self.input_rate)
+        limit = None if self.max_seconds is None else round(self.max_seconds * self.input_rate)
         resampler = _Resampler(self.input_rate, self.sample_rate)
         # how long to wait for a block before looking at the stop flag again
         poll_s = min(0.1, max(0.01, 2 * self.block_frames / self.input_rate))
@@ -379,8 +401,13 @@ class MicSource:
             try:
                 block = self._queue.get(timeout=poll_s)
             except queue.Empty:
-                if not self._stream.active:
-                    raise DeviceError(f"input device {self._name!r} stopped delivering audio")
+                stream = self._stream
+                if stream is None:  # close() from another thread
+                    break
+                if not stream.active:  # PortAudio gave up (device gone, server died)
+                    raise DeviceError(
+                        f"input device {self._name!r} stopped delivering audio"
+                    ) from None
                 continue
             if limit is not None:
                 block = block[: limit - captured]

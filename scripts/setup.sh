@@ -11,7 +11,7 @@ case "$mode" in run|dev) ;; *) echo "usage: scripts/setup.sh [run|dev]" >&2; exi
 
 pkgs=(libportaudio2 libsndfile1)
 if [ "$mode" = dev ]; then
-  pkgs+=(pulseaudio pulseaudio-utils espeak-ng flite sox tmux)
+  pkgs+=(pulseaudio pulseaudio-utils libasound2-plugins espeak-ng flite sox tmux)
 fi
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
