@@ -10,9 +10,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from live.errors import HarkError
+
+if TYPE_CHECKING:
+    from live.events import Event
 
 FORMATS = ("jsonl", "csv", "tsv")
 
@@ -134,23 +137,26 @@ def _config(args: argparse.Namespace) -> RunConfig:
 class EventOutput:
     """Where finished events go: stdout lines, and the --out file flushed per event."""
 
-    def __init__(self, fmt: str, out: Path | None, stdout: TextIO) -> None:
+    def __init__(
+        self, fmt: str, out: Path | None, stdout: TextIO, with_file: bool = False
+    ) -> None:
         from live.events import make_writer
 
         self._file: TextIO | None = None
-        self.writers = [make_writer(fmt, stdout)]
+        self.source: str | None = None  # the file events belong to, when several are replayed
+        self.writers = [make_writer(fmt, stdout, with_file)]
         if out is not None:
             try:
                 self._file = open(out, "w", encoding="utf-8")  # noqa: SIM115 - closed in close()
             except OSError as e:
                 raise HarkError(f"cannot write {out}: {e.strerror}") from None
-            self.writers.append(make_writer(fmt, self._file))
+            self.writers.append(make_writer(fmt, self._file, with_file))
         self.count = 0
 
-    def write_all(self, events: Iterable[object]) -> None:
+    def write_all(self, events: Iterable[Event]) -> None:
         for ev in events:
             for w in self.writers:
-                w.write(ev)  # type: ignore[arg-type]
+                w.write(ev, self.source)
             self.count += 1
 
     def close(self) -> None:
@@ -211,13 +217,15 @@ def run_replay(args: argparse.Namespace) -> int:
         return run_ui(models, cfg, files=files, realtime=True)
     # open every file first: a bad one fails before anything is printed
     sources = [FileSource(f, rate, realtime=args.realtime) for f in files]
-    output = EventOutput(cfg.fmt, cfg.out, sys.stdout)
+    output = EventOutput(cfg.fmt, cfg.out, sys.stdout, with_file=len(sources) > 1)
     engine = None
     truncated: list[str] = []
     try:
         with _sigterm_as_exception():
-            for src in sources:
+            for path, src in zip(files, sources, strict=True):
                 engine = make_engine(models, cfg)
+                if len(sources) > 1:
+                    output.source = str(path)
                 for block in src.blocks():
                     output.write_all(engine.feed(block))
                 output.write_all(engine.close())

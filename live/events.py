@@ -66,18 +66,32 @@ def _check_format(fmt: str) -> None:
         raise EventError(f"unknown event format {fmt!r} (expected one of {', '.join(FORMATS)})")
 
 
-def format_header(fmt: str) -> str | None:
-    """The header line of a format (without newline); None for jsonl, which has none."""
+def format_header(fmt: str, with_file: bool = False) -> str | None:
+    """The header line of a format (without newline); None for jsonl, which has none.
+
+    with_file: a leading `filename` column, as DCASE lists events of several recordings.
+    """
     _check_format(fmt)
+    first = ("filename",) if with_file else ()
     if fmt == "csv":
-        return ",".join(CSV_HEADER)
+        return ",".join(first + CSV_HEADER)
     if fmt == "tsv":
-        return "\t".join(TSV_HEADER)
+        return "\t".join(first + TSV_HEADER)
     return None
 
 
-def format_event_line(event: Event, fmt: str) -> str:
-    """One event as one line of `fmt` (without newline): what writers and stdout print."""
+def format_event_line(event: Event, fmt: str, file: str | None = None) -> str:
+    """One event as one line of `fmt` (without newline): what writers and stdout print.
+
+    file: the recording the event belongs to (a leading column; a "file" key in jsonl).
+    """
+    if file is not None and fmt != "jsonl":
+        sep = "," if fmt == "csv" else "\t"
+        if fmt == "csv":
+            buf = io.StringIO()
+            csv.writer(buf, lineterminator="").writerow((file,))
+            file = buf.getvalue()
+        return f"{_clean(file)}{sep}{format_event_line(event, fmt)}"
     if fmt == "jsonl":
         record = {
             "label": event.label,
@@ -87,6 +101,8 @@ def format_event_line(event: Event, fmt: str) -> str:
             "mean": round(event.mean, 3),
             "model": event.model,
         }
+        if file is not None:
+            record = {"file": file, **record}
         return json.dumps(record, ensure_ascii=False)
     if fmt == "csv":
         buf = io.StringIO()
@@ -112,20 +128,25 @@ class EventWriter:
 
     fmt: ClassVar[str] = ""
 
-    def __init__(self, stream: TextIO, *, owns_stream: bool = False) -> None:
+    def __init__(
+        self, stream: TextIO, *, owns_stream: bool = False, with_file: bool = False
+    ) -> None:
         self._stream = stream
         self._owns_stream = owns_stream
+        self.with_file = with_file
         self.closed = False
         self.count = 0
-        header = format_header(self.fmt)
+        header = format_header(self.fmt, with_file)
         if header is not None:
             self._emit(header)
 
-    def write(self, event: Event) -> None:
+    def write(self, event: Event, file: str | None = None) -> None:
         """Write one event and flush, so that it survives a Ctrl-C right after."""
         if self.closed:
             raise ValueError("write to a closed EventWriter")
-        self._emit(format_event_line(event, self.fmt))
+        if self.with_file and file is None:
+            raise ValueError("this writer lists events with their file: give file=")
+        self._emit(format_event_line(event, self.fmt, file if self.with_file else None))
         self.count += 1
 
     def close(self) -> None:
@@ -174,10 +195,10 @@ class TsvWriter(EventWriter):
 _WRITERS: dict[str, type[EventWriter]] = {"jsonl": JsonlWriter, "csv": CsvWriter, "tsv": TsvWriter}
 
 
-def make_writer(fmt: str, stream: TextIO) -> EventWriter:
+def make_writer(fmt: str, stream: TextIO, with_file: bool = False) -> EventWriter:
     """A writer of `fmt` (jsonl | csv | tsv) on a stream the caller owns (and closes)."""
     _check_format(fmt)
-    return _WRITERS[fmt](stream)
+    return _WRITERS[fmt](stream, with_file=with_file)
 
 
 def open_writer(path: str | Path, fmt: str | None = None) -> EventWriter:

@@ -96,6 +96,22 @@ def test_replay_tsv_dcase(setup: tuple[Path, Path], tmp_path: Path) -> None:
     assert out.read_text() == r.stdout
 
 
+def test_replay_several_files_lists_the_file(setup: tuple[Path, Path], tmp_path: Path) -> None:
+    wav, model = setup
+    other = tmp_path / "second.wav"
+    other.write_bytes(wav.read_bytes())
+    r = hark("replay", str(wav), str(other), "--model", str(model), "--format", "tsv")
+    assert r.returncode == 0, r.stderr
+    header, *lines = r.stdout.splitlines()
+    assert header == "filename\tonset\toffset\tevent_label"
+    rows = [line.split("\t") for line in lines]
+    assert [c[0] for c in rows] == [str(wav)] * 3 + [str(other)] * 3
+    _check_events([(c[3], float(c[1]), float(c[2])) for c in rows[3:]])  # times restart per file
+    r = hark("replay", str(wav), str(other), "--model", str(model))
+    files = [json.loads(x)["file"] for x in r.stdout.splitlines()]
+    assert files == [str(wav)] * 3 + [str(other)] * 3
+
+
 def test_replay_is_deterministic(setup: tuple[Path, Path]) -> None:
     wav, model = setup
     runs = {hark("replay", str(wav), "--model", str(model)).stdout for _ in range(2)}
