@@ -104,7 +104,7 @@ def _convert_field(name: str, value: str) -> object:
 
 
 def parse_frontend_spec(text: str) -> FrontendChoice:
-    """Parse `PRESET`, `PRESET,field=value,...` or `field=value,...` (e.g. `kind=logmel,n_mels=64`)."""
+    """Parse `PRESET`, `PRESET,field=value,...` or `field=value,...` (`kind=logmel,n_mels=64`)."""
     preset: str | None = None
     overrides: dict[str, object] = {}
     for i, part in enumerate(p.strip() for p in text.split(",")):
@@ -120,7 +120,8 @@ def parse_frontend_spec(text: str) -> FrontendChoice:
         key = key.replace("-", "_")
         if key not in FRONTEND_FIELDS:
             raise ExportError(
-                f"frontend spec {text!r}: unknown field {key!r} (fields: {', '.join(FRONTEND_FIELDS)})"
+                f"frontend spec {text!r}: unknown field {key!r} "
+                f"(fields: {', '.join(FRONTEND_FIELDS)})"
             )
         try:
             overrides[key] = _convert_field(key, value)

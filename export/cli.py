@@ -1,0 +1,254 @@
+"""`hark export`: a Keras model file -> NAME.onnx + NAME.json, with parity proof.
+
+Imports nothing heavy at import time: TensorFlow is loaded inside `run`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from export.errors import ExportError
+from export.presets import FRONTEND_FIELDS, PRESETS, FrontendChoice, parse_frontend_spec
+
+EXAMPLES = """\
+examples:
+  # a CNN trained on the Kaggle speech-commands log-specgram (8 kHz, 99x81 per second)
+  hark export kws_cnn.keras --labels labels.txt --preset kaggle-specgram --out models/
+
+  # a per-frame LSTM on 40 log-mels with normalisation stats, streaming state exposed
+  hark export vad_lstm.h5 --labels labels.txt --preset logmel40 --normalization stats.npz \\
+      --ignore-labels _silence_,_unknown_ --threshold-on 0.7 --threshold-off 0.4
+
+  # 64 mels instead of 40, a 1.5 s window every 250 ms
+  hark export big.keras --labels labels.txt --preset logmel40 --n-mels 64 \\
+      --window-s 1.5 --stride-s 0.25
+
+  # a two-input fusion model: each Keras input gets its own frontend
+  hark export fusion.keras --labels labels.txt --preset kaggle-specgram \\
+      --frontend seq=kind=logmel,window_ms=25,n_fft=256,n_mels=40
+
+  # int8 weights, with the accuracy change measured on an evaluation set (x, y arrays)
+  hark export kws_cnn.keras --labels labels.txt --preset kaggle-specgram \\
+      --quantize int8 --eval-npz val.npz
+
+presets:
+""" + "\n".join(f"  {p.name:16s} {p.description}" for p in PRESETS.values())
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "export",
+        help="convert a Keras model (.keras / .h5) to ONNX + model card, with parity proof",
+        description="Convert a trained Keras model (.keras, or .h5 from Keras 3 or legacy Keras "
+        "2.x / tf.keras) to NAME.onnx plus its model card NAME.json. Parity against Keras is "
+        "always measured and written into the card; above the tolerance nothing is written and "
+        "the command fails. Needs the [export] extra: pip install 'hark[export]'.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("model", help="the Keras model file (.keras or .h5)")
+    p.add_argument("--labels", required=True, metavar="FILE",
+                   help="class labels, one per line, in output order (or a,b,c)")
+    p.add_argument("--name", help="model name: writes NAME.onnx and NAME.json (default: file stem)")
+    p.add_argument("--out", default=".", metavar="DIR", help="output directory (default: .)")
+
+    fe = p.add_argument_group("frontend (what feeds the model)")
+    fe.add_argument("--preset", choices=sorted(PRESETS), help="a named frontend (see below)")
+    fe.add_argument("--frontend", action="append", default=[], metavar="[INPUT=]SPEC",
+                    help="PRESET[,field=value...] or field=value,...; with INPUT= for one Keras "
+                    "input of a multi-input model (repeatable)")
+    fe.add_argument("--sample-rate", type=int, metavar="HZ", help="model sample rate")
+    fe.add_argument("--kind", choices=("specgram", "logmel", "mfcc", "raw"))
+    fe.add_argument("--window-ms", type=float, help="analysis window (ms)")
+    fe.add_argument("--hop-ms", type=float, help="hop between frames (ms)")
+    fe.add_argument("--n-fft", type=int, help="FFT size (default: the window length)")
+    fe.add_argument("--n-mels", type=int)
+    fe.add_argument("--n-mfcc", type=int)
+    fe.add_argument("--fmin", type=float)
+    fe.add_argument("--fmax", type=float)
+    fe.add_argument("--log-floor", type=float)
+    fe.add_argument("--window-s", type=float,
+                    help="window model: seconds of audio per decision (default: from the model)")
+    fe.add_argument("--stride-s", type=float,
+                    help="window model: seconds between decisions (default 0.1)")
+    fe.add_argument("--normalization", action="append", default=[], metavar="[FRONTEND=]FILE",
+                    help="per-bin mean/std: .npz (arrays mean, std) or .json")
+
+    card = p.add_argument_group("card defaults")
+    card.add_argument("--task", choices=("multiclass", "multilabel"),
+                      help="default: softmax -> multiclass, sigmoid -> multilabel")
+    card.add_argument("--ignore-labels", action="append", default=[], metavar="L[,L...]",
+                      help="background classes that never become events (_silence_, _unknown_)")
+    card.add_argument("--smoothing", choices=("median", "ema", "none"))
+    card.add_argument("--median-frames", type=int)
+    card.add_argument("--ema-alpha", type=float)
+    card.add_argument("--threshold-on", type=float)
+    card.add_argument("--threshold-off", type=float)
+    card.add_argument("--min-on-ms", type=float)
+    card.add_argument("--min-off-ms", type=float)
+    card.add_argument("--vad", choices=("on", "off"), help="gate the model with webrtcvad")
+    card.add_argument("--vad-mode", type=int, choices=(0, 1, 2, 3))
+    card.add_argument("--vad-frame-ms", type=int, choices=(10, 20, 30))
+    card.add_argument("--vad-hangover-ms", type=float)
+    card.add_argument("--vad-reset-after-ms", type=float)
+
+    chk = p.add_argument_group("verification and size")
+    chk.add_argument("--quantize", choices=("int8",),
+                     help="also write NAME-int8.onnx/.json (onnxruntime dynamic quantization)")
+    chk.add_argument("--eval-npz", metavar="FILE",
+                     help="evaluation set (arrays x, y; x_INPUT per input) for accuracy numbers")
+    chk.add_argument("--tolerance", type=float, default=1e-4,
+                     help="max |Keras - onnxruntime| allowed (default 1e-4)")
+    chk.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
+    chk.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=run)
+
+
+def _frontend_arg(args: argparse.Namespace) -> dict[str, FrontendChoice | None]:
+    flags = {f: getattr(args, f) for f in FRONTEND_FIELDS if getattr(args, f, None) is not None}
+    global_choice = FrontendChoice(args.preset, {}) if args.preset else None
+    per_input: dict[str, FrontendChoice | None] = {}
+    for text in args.frontend:
+        head = text.split(",", 1)[0]
+        key = head.split("=", 1)[0].strip().replace("-", "_") if "=" in head else None
+        if key is not None and key not in FRONTEND_FIELDS:
+            per_input[key] = parse_frontend_spec(text.split("=", 1)[1])
+            continue
+        spec = parse_frontend_spec(text)
+        if global_choice is not None and spec.preset and spec.preset != global_choice.preset:
+            raise ExportError(f"--preset {global_choice.preset} and --frontend {text} disagree")
+        base = global_choice or FrontendChoice()
+        global_choice = FrontendChoice(spec.preset or base.preset,
+                                       {**base.overrides, **spec.overrides})
+    if flags:
+        base = global_choice or FrontendChoice()
+        global_choice = FrontendChoice(base.preset, {**base.overrides, **flags})
+    return {"*": global_choice, **per_input}
+
+
+def _keyed(values: list[str]) -> Any:
+    if not values:
+        return None
+    out: dict[str, str] = {}
+    for v in values:
+        key, sep, rest = v.partition("=")
+        if sep and not rest.startswith("="):
+            out[key] = rest
+        else:
+            out[""] = v
+    return out
+
+
+def _overrides(args: argparse.Namespace, mapping: dict[str, str]) -> dict[str, Any] | None:
+    got = {field: getattr(args, flag) for flag, field in mapping.items()
+           if getattr(args, flag) is not None}
+    return got or None
+
+
+def run(args: argparse.Namespace) -> int:
+    from export.convert import convert
+
+    smoothing = _overrides(args, {
+        "smoothing": "method", "median_frames": "median_frames", "ema_alpha": "ema_alpha",
+        "threshold_on": "threshold_on", "threshold_off": "threshold_off",
+        "min_on_ms": "min_on_ms", "min_off_ms": "min_off_ms",
+    })
+    vad: Any = _overrides(args, {
+        "vad_mode": "mode", "vad_frame_ms": "frame_ms", "vad_hangover_ms": "hangover_ms",
+        "vad_reset_after_ms": "reset_after_ms",
+    })
+    if args.vad is not None:
+        vad = {**(vad or {}), "enabled": args.vad == "on"}
+    ignore = [s.strip() for v in args.ignore_labels for s in v.split(",") if s.strip()]
+    result = convert(
+        args.model,
+        args.labels,
+        frontend=_frontend_arg(args),
+        sample_rate=args.sample_rate,
+        name=args.name,
+        out_dir=args.out,
+        window_s=args.window_s,
+        stride_s=args.stride_s,
+        normalization=_keyed(args.normalization),
+        task=args.task,
+        ignore_labels=ignore,
+        smoothing=smoothing,
+        vad=vad,
+        quantize=args.quantize,
+        eval_npz=args.eval_npz,
+        tolerance=args.tolerance,
+        opset=args.opset,
+    )
+    if args.json:
+        print(json.dumps(summary_dict(result), indent=1, default=str))
+    else:
+        print(summary_text(result))
+    return 0
+
+
+def summary_dict(result: Any) -> dict[str, Any]:
+    return {
+        "onnx": str(result.onnx_path),
+        "card": str(result.card_path),
+        "max_abs_diff": result.max_abs_diff,
+        "parity": result.parity,
+        "op_types": list(result.op_types),
+        "onnx_bytes": result.onnx_bytes,
+        "source_bytes": result.source_bytes,
+        "inputs": result.input_names,
+        "state": [[s.input, s.output, list(s.shape)] for s in result.card.state],
+        "rewrites": result.rewrites,
+        "warnings": result.warnings,
+        "quantization": result.quantization,
+        "int8_onnx": str(result.int8_onnx_path) if result.int8_onnx_path else None,
+        "evaluation": result.evaluation,
+        "seconds": result.seconds,
+    }
+
+
+def summary_text(result: Any) -> str:
+    from export.parity import summary
+
+    card = result.card
+    src = card.provenance.get("source", {})
+    lines = [
+        f"wrote {result.onnx_path} ({result.onnx_bytes / 1024:.1f} kB) and {result.card_path}",
+        f"  source   {src.get('file')} (Keras {src.get('written_by_keras')}, loaded with "
+        f"{src.get('loaded_with')}, sha256 {str(src.get('sha256'))[:12]})",
+        f"  task     {card.task}, {len(card.labels)} labels, {card.sample_rate} Hz",
+    ]
+    for inp in card.inputs:
+        fe = card.frontends[inp.frontend]
+        framing = "" if fe.kind == "raw" else f" {fe.window_ms:g}/{fe.hop_ms:g} ms"
+        lines.append(f"  input    {inp.name} {list(inp.shape)} role {inp.role}, frontend "
+                     f"{inp.frontend} ({fe.kind}{framing})")
+    if card.window_s:
+        lines.append(f"  window   {card.window_s:g} s every {card.stride_s:g} s")
+    for st in card.state:
+        lines.append(f"  state    {st.input} -> {st.output} {list(st.shape)}")
+    lines.append(f"  ops      {', '.join(result.op_types)}")
+    for r in result.rewrites:
+        lines.append(f"  rewrite  {r}")
+    lines.append(f"  parity   max |Keras - onnxruntime| {result.max_abs_diff:.1e} "
+                 f"(tolerance {result.parity['tolerance']:.0e}): {summary(result.parity)}")
+    q = result.quantization
+    if q:
+        lines.append(
+            f"  int8     {result.int8_onnx_path}: {q['bytes_int8'] / 1024:.1f} kB "
+            f"({q['size_ratio']:.2f}x), {q['latency_int8']['median_us']:.0f} us vs "
+            f"{q['latency_float']['median_us']:.0f} us per call ({q['call']}), max diff vs "
+            f"Keras {q['max_abs_diff_vs_keras']:.1e}"
+            + (f", accuracy change {q['accuracy_change']:+.4f}" if "accuracy_change" in q else "")
+        )
+        for note in q.get("notes", []):
+            lines.append(f"  int8     {note}")
+    if result.evaluation:
+        accs = ", ".join(f"{k[9:]} {v:.4f}" for k, v in result.evaluation.items()
+                         if k.startswith("accuracy_"))
+        lines.append(f"  eval     {result.evaluation['examples']} examples: accuracy {accs}")
+    for w in result.warnings:
+        lines.append(f"  warning  {w}")
+    lines.append(f"  took     {result.seconds:.1f} s")
+    return "\n".join(lines)

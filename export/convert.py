@@ -1,0 +1,494 @@
+"""`convert`: a Keras model file -> NAME.onnx + NAME.json (the model card), verified.
+
+Steps: load with the Keras that wrote the file (export.loading) -> inspect inputs, roles, output
+and causality (export.analysis) -> plan the card's frontends (export.modelcard) -> rebuild the
+twin (export.rewrite) -> tf2onnx, in process -> native recurrent nodes and streaming state
+(export.onnx_edit) -> parity against the original Keras model (export.parity) -> write the card
+and the graph -> optionally an int8 twin (export.quantize).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import logging
+import platform
+import re
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from export import analysis, modelcard
+from export.errors import ExportError, FrontendMismatchError, LayerError
+from export.loading import LoadedModel, load, require_toolchain
+from live.card import InputSpec, ModelCard, SmoothingSpec, StateSpec, VadSpec
+
+DEFAULT_TOLERANCE = 1e-4
+DEFAULT_OPSET = 17
+OUTPUT_NAME = "posteriors"
+
+
+@dataclass
+class ExportResult:
+    """What `convert` wrote and measured."""
+
+    onnx_path: Path
+    card_path: Path
+    card: ModelCard
+    parity: dict[str, Any]
+    op_types: tuple[str, ...]
+    onnx_bytes: int
+    source_bytes: int
+    input_names: dict[str, str]  # Keras input name -> ONNX input name
+    rewrites: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    quantization: dict[str, Any] | None = None
+    int8_onnx_path: Path | None = None
+    int8_card_path: Path | None = None
+    evaluation: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def max_abs_diff(self) -> float:
+        return float(self.parity["max_abs_diff"])
+
+
+def _hark_version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("hark")
+    except Exception:
+        return "unknown"
+
+
+class _TfOnnxErrors(logging.Handler):
+    """Collects tf2onnx's "op is not supported" complaints to name the layer behind them."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def _to_onnx(twin_model: Any, inputs: Sequence[analysis.KerasInput], opset: int) -> Any:
+    import tensorflow as tf
+    import tf2onnx
+
+    sig = []
+    for inp in inputs:
+        shape: tuple[int | None, ...] = (None, *inp.shape)
+        sig.append(tf.TensorSpec(shape, tf.float32, name=inp.name))
+    catcher = _TfOnnxErrors()
+    log = logging.getLogger("tf2onnx")
+    log.addHandler(catcher)
+    try:
+        proto, _ = tf2onnx.convert.from_keras(twin_model, input_signature=sig, opset=opset)
+    except Exception as e:
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+        raise ExportError(f"tf2onnx could not convert the model: {first}") from None
+    finally:
+        log.removeHandler(catcher)
+    unsupported = [m for m in catcher.messages if "not supported" in m or "Failed to convert" in m]
+    if unsupported:
+        raise LayerError(_unsupported_message(unsupported[0], twin_model))
+    return proto
+
+
+def _unsupported_message(message: str, model: Any) -> str:
+    names = sorted({layer.name for layer in analysis.walk_layers(model)}, key=len, reverse=True)
+    m = re.search(r"op \[(?P<node>[^:\]]+): (?P<op>[^\]]+)\]", message)
+    node = m.group("node") if m else message
+    layer = next((n for n in names if re.search(rf"(^|/){re.escape(n)}(_\d+)?/", node)), None)
+    where = f"layer {layer!r}" if layer else "a layer"
+    if m:
+        return (f"{where} cannot be converted to ONNX: it uses the TensorFlow op "
+                f"{m.group('op')}, which tf2onnx cannot convert")
+    return f"{where} cannot be converted to ONNX: {message.strip()[:300]}"
+
+
+def _card_shape(shape: tuple[Any, ...]) -> tuple[int | None, ...]:
+    return tuple(d if isinstance(d, int) else None for d in shape)
+
+
+@dataclass
+class _Inspection:
+    """What the Keras model is, before any conversion."""
+
+    inputs: list[analysis.KerasInput]
+    streaming: bool  # a frames model with a variable time axis: state is exposed
+    task: str
+    act_layer: str
+    activation: str
+
+
+@dataclass
+class _Graph:
+    """The converted, edited and loadable ONNX graph."""
+
+    proto: Any
+    data: bytes
+    session: Any
+    states: list[Any]
+    input_names: dict[str, str]
+    op_types: list[str]
+    rewrites: list[str]
+
+
+def convert(
+    model_path: str | Path,
+    labels: str | Path | Sequence[str],
+    *,
+    frontend: Any = None,
+    sample_rate: int | None = None,
+    name: str | None = None,
+    out_dir: str | Path = ".",
+    window_s: float | None = None,
+    stride_s: float | None = None,
+    normalization: Any = None,
+    task: str | None = None,
+    ignore_labels: Sequence[str] = (),
+    smoothing: SmoothingSpec | Mapping[str, Any] | None = None,
+    vad: bool | VadSpec | Mapping[str, Any] | None = None,
+    quantize: str | None = None,
+    eval_npz: str | Path | None = None,
+    tolerance: float = DEFAULT_TOLERANCE,
+    opset: int = DEFAULT_OPSET,
+) -> ExportResult:
+    """Export a Keras model file to `out_dir/NAME.onnx` + `out_dir/NAME.json`, verified.
+
+    frontend: a preset name ("kaggle-specgram", "logmel40", "mfcc13", "raw16k"), a spec string
+    ("logmel40,n_mels=64" / "kind=logmel,n_mels=64"), a FrontendSpec, or a mapping from Keras
+    input name to one of those ("*" for the rest) for multi-input models.
+    normalization: an .npz/.json path or a Normalization (one frontend), or a mapping from
+    frontend name to one. smoothing / vad: a spec or a dict of fields to override.
+    quantize="int8" also writes NAME-int8.onnx/.json; eval_npz (arrays x, y) adds accuracies.
+    Raises an ExportError subclass (a HarkError) for anything the user can fix; nothing is
+    written unless Keras and onnxruntime agree within `tolerance`.
+    """
+    t0 = time.perf_counter()
+    warnings: list[str] = []
+    label_list = modelcard.read_labels(labels)
+    if quantize is not None and quantize not in ("int8",):
+        raise ExportError(f"unknown quantization {quantize!r} (supported: int8)")
+    if task is not None and task not in ("multiclass", "multilabel"):
+        raise ExportError(f"unknown task {task!r} (expected multiclass or multilabel)")
+    versions = require_toolchain()
+    loaded = load(model_path)
+    model = loaded.model
+    info = _inspect(model, label_list, task, warnings)
+
+    # the card's frontends are cheap to check: fail before converting
+    plan = modelcard.plan_frontends(
+        info.inputs, frontend, sample_rate=sample_rate, window_s=window_s, stride_s=stride_s
+    )
+    norms = modelcard.resolve_normalization(normalization, plan.frontends)
+    smooth = modelcard.resolve_smoothing(smoothing)
+    vad_spec = modelcard.resolve_vad(vad, plan.sample_rate, warnings)
+
+    from export import onnx_edit, parity
+
+    graph = _build_graph(loaded, info, opset, warnings)
+    ins, outs = onnx_edit.io_shapes(graph.proto)
+    name = name or Path(model_path).stem
+    provenance: dict[str, Any] = {
+        "source": _source_info(loaded),
+        "tools": {**versions, "python": platform.python_version(), "hark": _hark_version()},
+        "exported_at": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "onnx": {"opset": opset, "op_types": graph.op_types, "bytes": len(graph.data),
+                 "inputs": graph.input_names},
+        "final_activation": {"layer": info.act_layer, "activation": info.activation},
+        "rewrites": graph.rewrites,
+        "presets": plan.presets,
+    }
+    card = ModelCard(
+        name=name,
+        labels=label_list,
+        sample_rate=plan.sample_rate,
+        frontends=plan.frontends,
+        inputs=tuple(
+            InputSpec(
+                name=graph.input_names[inp.name],
+                role=inp.role,
+                shape=_card_shape(ins[graph.input_names[inp.name]]),
+                frontend=plan.input_frontend[inp.name],
+            )
+            for inp in info.inputs
+        ),
+        task=info.task,
+        output=OUTPUT_NAME,
+        state=tuple(StateSpec(s.input, s.output, s.shape) for s in graph.states),
+        window_s=plan.window_s,
+        stride_s=plan.stride_s,
+        normalization=norms,
+        ignore_labels=tuple(ignore_labels),
+        smoothing=smooth,
+        vad=vad_spec,
+        provenance=provenance,
+    )
+    card.validate()
+    card.check_against_model(ins, outs)
+
+    # parity: always, against the original Keras model
+    checker = parity.Parity(model, info.inputs,
+                            [graph.input_names[i.name] for i in info.inputs], OUTPUT_NAME,
+                            graph.states)
+    par = checker.measure(graph.session)
+    parity.check(par, tolerance)
+    provenance["parity"] = par
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    result = ExportResult(
+        onnx_path=out / f"{name}.onnx",
+        card_path=out / f"{name}.json",
+        card=card,
+        parity=par,
+        op_types=tuple(graph.op_types),
+        onnx_bytes=len(graph.data),
+        source_bytes=loaded.path.stat().st_size,
+        input_names=graph.input_names,
+        rewrites=list(graph.rewrites),
+        warnings=warnings,
+    )
+    runners = {"onnx": graph.session}
+    int8_proto = None
+    if quantize == "int8":
+        result.int8_onnx_path = out / f"{name}-int8.onnx"
+        result.quantization, runners["int8"], int8_proto = _quantize(
+            graph, info, checker, ins, result.int8_onnx_path
+        )
+    if eval_npz is not None:
+        result.evaluation = _evaluate(Path(eval_npz), checker, runners, info.inputs, info.task)
+        if result.quantization is not None:
+            result.quantization["accuracy_change"] = round(
+                result.evaluation["accuracy_int8"] - result.evaluation["accuracy_onnx"], 6
+            )
+    result.card = dataclasses.replace(card, evaluation=result.evaluation)
+    result.onnx_path.write_bytes(graph.data)
+    result.card.save(result.card_path)
+    if result.quantization is not None and int8_proto is not None:
+        qcard = dataclasses.replace(
+            result.card,
+            name=f"{name}-int8",
+            provenance={**provenance, "quantization": result.quantization,
+                        "float_model": result.onnx_path.name},
+        )
+        ins8, outs8 = onnx_edit.io_shapes(int8_proto)
+        qcard.check_against_model(ins8, outs8)
+        result.int8_card_path = out / f"{name}-int8.json"
+        qcard.save(result.int8_card_path)
+    result.seconds = round(time.perf_counter() - t0, 2)
+    return result
+
+
+def _inspect(model: Any, labels: Sequence[str], task: str | None,
+             warnings: list[str]) -> _Inspection:
+    """Inputs and their roles, output shape, causality, label count, task, unsupported layers."""
+    inputs = analysis.model_inputs(model)
+    out_shape = analysis.output_shape(model)
+    frames = [i for i in inputs if i.role == "frames"]
+    if frames:
+        if len(inputs) != 1:
+            raise ExportError(
+                f"input {frames[0].describe()} has a variable time axis (a frames input) but the "
+                "model has other inputs: a frames model takes exactly one input"
+            )
+        if len(out_shape) != 3:
+            raise ExportError(
+                f"input {frames[0].describe()} has a variable time axis (a per-frame model) but "
+                f"the model outputs {out_shape}: a per-frame model must output (batch, T, "
+                "classes); give a window model a fixed number of frames"
+            )
+        analysis.check_causal(model)
+    elif len(out_shape) != 2:
+        raise ExportError(
+            f"the model outputs {out_shape}: a window model must output (batch, classes)"
+        )
+    if out_shape[-1] != len(labels):
+        raise FrontendMismatchError(
+            f"{len(labels)} labels given but the model outputs {out_shape[-1]} classes"
+        )
+    act_layer, activation = analysis.final_activation(model)
+    inferred = analysis.task_from_activation(activation)
+    if task is None:
+        if inferred is None:
+            raise ExportError(
+                f"the output layer {act_layer!r} has activation {activation!r}: hark needs "
+                "posteriors (softmax -> multiclass, sigmoid -> multilabel); add the activation "
+                "or give --task"
+            )
+        task = inferred
+    elif inferred is None:
+        warnings.append(
+            f"output layer {act_layer!r} has activation {activation!r}: thresholds assume "
+            "probabilities"
+        )
+    elif inferred != task:
+        warnings.append(f"task {task} given, but the final activation {activation} suggests "
+                        f"{inferred}")
+    stateful = [layer.name for layer in analysis.rnn_layers(model)
+                if getattr(layer, "stateful", False)]
+    if stateful:
+        raise LayerError(
+            f"layer {stateful[0]!r} is stateful=True: save the model with stateful=False and a "
+            "(None, bins) input; hark carries the recurrent state itself"
+        )
+    streaming = bool(frames) and frames[0].length is None
+    return _Inspection(inputs, streaming, task, act_layer, activation)
+
+
+def _build_graph(loaded: LoadedModel, info: _Inspection, opset: int,
+                 warnings: list[str]) -> _Graph:
+    """Twin -> tf2onnx -> native recurrent nodes (+ state) -> names -> a loadable session."""
+    import onnx
+
+    from export import onnx_edit, parity, rewrite
+
+    twin = rewrite.build_twin(loaded.keras, loaded.model)
+    proto = _to_onnx(twin.model, info.inputs, opset)
+    editor = onnx_edit.GraphEditor(proto)
+    states = (
+        onnx_edit.replace_standins(editor, twin.sites, expose_state=info.streaming)
+        if twin.sites
+        else []
+    )
+    ins, outs = onnx_edit.io_shapes(proto)
+    feature_inputs = [n for n in ins if n not in {s.input for s in states}]
+    if len(feature_inputs) != len(info.inputs):
+        raise ExportError(
+            f"the ONNX graph has inputs {feature_inputs}, the Keras model "
+            f"{[i.name for i in info.inputs]}"
+        )
+    input_names = {k.name: o for k, o in zip(info.inputs, feature_inputs, strict=True)}
+    main_out = [n for n in outs if n not in {s.output for s in states}]
+    if len(main_out) != 1:
+        raise ExportError(f"the ONNX graph has outputs {main_out}: expected one posterior output")
+    editor.rename(main_out[0], OUTPUT_NAME)
+    dims: dict[str, list[int | str | None]] = {}
+    for inp in info.inputs:
+        dims[input_names[inp.name]] = ["batch", "time" if info.streaming else None]
+    dims[OUTPUT_NAME] = ["batch", "time"] if info.streaming else ["batch"]
+    onnx_edit.set_io_dims(editor, dims)
+    try:
+        onnx.checker.check_model(proto)
+    except onnx.checker.ValidationError as e:
+        first = str(e).splitlines()[0]
+        raise ExportError(f"the converted graph is not valid ONNX: {first}") from None
+    ops = editor.op_types()
+    if twin.sites and {"Loop", "Scan"} & set(ops):
+        raise LayerError(
+            "the recurrent layers did not all become native ONNX nodes (the graph still has a "
+            f"Loop): {', '.join(ops)}"
+        )
+    if "Loop" in ops:
+        warnings.append("the graph contains an ONNX Loop (slow): check the layers around it")
+    data = proto.SerializeToString()
+    try:
+        sess = parity.session(data)
+    except Exception as e:  # onnxruntime raises its own types
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+        raise ExportError(f"onnxruntime cannot run the converted graph: {first}") from None
+    return _Graph(proto, data, sess, states, input_names, ops, twin.rewrites)
+
+
+def _quantize(graph: _Graph, info: _Inspection, checker: Any,
+              ins: Mapping[str, tuple[Any, ...]],
+              path: Path) -> tuple[dict[str, Any], Any, Any]:
+    """Write the int8 model; return its report (size, speed, differences), session, graph."""
+    import onnx
+
+    from export import onnx_edit, parity
+    from export import quantize as q
+
+    roles = {graph.input_names[i.name]: i.role for i in info.inputs}
+    feeds = q.call_feeds(ins, roles, {s.input: s.shape for s in graph.states})
+    float_speed = q.speed(graph.data, feeds, OUTPUT_NAME)
+    notes, int8_speed = q.quantize_int8(graph.proto, path, feeds, OUTPUT_NAME)
+    data = path.read_bytes()
+    sess = parity.session(data)
+    int8_par = checker.measure(sess)
+    proto = onnx.load_from_string(data)
+    report = {
+        "method": "onnxruntime dynamic quantization, int8 weights",
+        "notes": notes,
+        "bytes_float": len(graph.data),
+        "bytes_int8": len(data),
+        "size_ratio": round(len(data) / len(graph.data), 3),
+        "latency_float": float_speed,
+        "latency_int8": int8_speed,
+        "speedup": round(float_speed["median_us"] / max(int8_speed["median_us"], 1e-9), 2),
+        "call": "one frame + state" if info.streaming else "one window",
+        "max_abs_diff_vs_keras": int8_par["max_abs_diff"],
+        "parity": int8_par,
+        "op_types": onnx_edit.GraphEditor(proto).op_types(),
+    }
+    return report, sess, proto
+
+
+def _source_info(loaded: LoadedModel) -> dict[str, Any]:
+    return {
+        "file": loaded.path.name,
+        "path": str(loaded.path.resolve()),
+        "sha256": loaded.sha256,
+        "bytes": loaded.path.stat().st_size,
+        "container": loaded.container,
+        "written_by_keras": loaded.keras_version or "unknown",
+        "loaded_with": f"{loaded.keras.__name__} {loaded.keras.__version__}",
+    }
+
+
+def _accuracy(pred: np.ndarray, y: np.ndarray, task: str) -> float:
+    if task == "multilabel":
+        if y.shape != pred.shape:
+            raise ExportError(f"eval y has shape {y.shape}, the model outputs {pred.shape}")
+        return float(np.mean((pred >= 0.5) == (y >= 0.5)))
+    want = np.argmax(y, axis=-1) if y.shape == pred.shape else y.astype(np.int64)
+    got = np.argmax(pred, axis=-1)
+    if want.shape != got.shape:
+        raise ExportError(f"eval y has shape {y.shape}; expected {got.shape} class indices "
+                          f"or {pred.shape} one-hot")
+    return float(np.mean(got == want))
+
+
+def _evaluate(path: Path, checker: Any, runners: Mapping[str, Any],
+              inputs: Sequence[analysis.KerasInput], task: str) -> dict[str, Any]:
+    if not path.is_file():
+        raise ExportError(f"evaluation file not found: {path}")
+    try:
+        with np.load(path) as z:
+            data = {k: z[k] for k in z.files}
+    except (OSError, ValueError) as e:
+        raise ExportError(f"cannot read {path.name} as .npz: {e}") from None
+    if "y" not in data:
+        raise ExportError(f"{path.name} needs an array 'y' (labels)")
+    xs = []
+    for inp in inputs:
+        key = "x" if len(inputs) == 1 and "x" in data else f"x_{inp.name}"
+        if key not in data:
+            raise ExportError(f"{path.name} needs an array {key!r} for input {inp.name!r}")
+        x = data[key].astype(np.float32)
+        if x.ndim == len(inp.shape) and inp.shape[-1] == 1:  # (N, T, F) for (T, F, 1)
+            x = x[..., None]
+        xs.append(x)
+    y = data["y"]
+    n = len(y)
+    preds: dict[str, list[np.ndarray]] = {"keras": []}
+    for k in runners:
+        preds[k] = []
+    step = 64
+    for start in range(0, n, step):
+        chunk = [x[start : start + step] for x in xs]
+        preds["keras"].append(checker.ref(chunk))
+        for k, sess in runners.items():
+            preds[k].append(checker.run(sess, chunk))
+    out: dict[str, Any] = {"eval_npz": path.name, "examples": int(n)}
+    for k, parts in preds.items():
+        out[f"accuracy_{k}"] = round(_accuracy(np.concatenate(parts), y, task), 6)
+    return out

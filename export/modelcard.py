@@ -1,0 +1,343 @@
+"""The card side of an export: frontends per input, window/stride, normalisation, labels.
+
+Also the smoothing and VAD defaults. Pure Python (no TensorFlow): resolved before conversion so
+that a mismatch fails in a second, not after a conversion.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from export.analysis import KerasInput
+from export.errors import ExportError, FrontendMismatchError
+from export.presets import PRESETS, FrontendChoice, Preset, parse_frontend_spec
+from live.card import CardError, FrontendSpec, Normalization, SmoothingSpec, VadSpec
+
+VAD_RATES = (8000, 16000, 32000, 48000)
+
+FrontendArg = str | FrontendSpec | Preset | FrontendChoice | None
+
+
+@dataclass(frozen=True)
+class FrontendPlan:
+    """Frontends for the card and the window framing of window models."""
+
+    sample_rate: int
+    frontends: dict[str, FrontendSpec]
+    input_frontend: dict[str, str]  # Keras input name -> frontend name
+    presets: dict[str, str | None]  # frontend name -> preset it came from
+    window_s: float | None
+    stride_s: float | None
+
+
+def read_labels(labels: str | Path | Sequence[str]) -> tuple[str, ...]:
+    """Labels from a file (one per line), a comma-separated string, or a sequence."""
+    if isinstance(labels, str | Path):
+        p = Path(labels)
+        if p.is_file():
+            try:
+                text = p.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as e:
+                raise ExportError(f"cannot read labels file {p}: {e}") from None
+            items = [line.strip() for line in text.splitlines()]
+        elif isinstance(labels, str) and "," in labels:
+            items = [s.strip() for s in labels.split(",")]
+        else:
+            raise ExportError(f"labels file not found: {p}")
+    else:
+        items = [str(s).strip() for s in labels]
+    items = [s for s in items if s and not s.startswith("#")]
+    if not items:
+        raise ExportError("no labels given (the labels file is empty)")
+    dupes = sorted({s for s in items if items.count(s) > 1})
+    if dupes:
+        raise ExportError(f"duplicate labels: {', '.join(dupes)}")
+    return tuple(items)
+
+
+def _as_choice(value: Any) -> FrontendChoice:
+    if isinstance(value, FrontendChoice):
+        return value
+    if isinstance(value, Preset):
+        return FrontendChoice(value.name)
+    if isinstance(value, FrontendSpec):
+        return FrontendChoice(None, dataclasses.asdict(value))
+    if isinstance(value, str):
+        return parse_frontend_spec(value)
+    raise ExportError(f"cannot use {value!r} as a frontend (give a preset name or a FrontendSpec)")
+
+
+def _suggest(inp: KerasInput) -> str:
+    fits = []
+    for p in PRESETS.values():
+        if (inp.role == "raw") == (p.frontend.kind == "raw") and (
+            inp.role == "raw" or p.frontend.n_bins(p.sample_rate) == inp.bins
+        ):
+            fits.append(p.name)
+    return f" ({', '.join(fits)} would fit input {inp.name!r})" if fits else ""
+
+
+def _bins_hint(spec: FrontendSpec, bins: int, sr: int, inp: KerasInput, multi: bool) -> str:
+    hint = ""
+    if spec.kind == "logmel":
+        hint = f"set --n-mels {bins}"
+    elif spec.kind == "mfcc":
+        hint = f"set --n-mfcc {bins}"
+    elif spec.kind == "specgram" and 2 * (bins - 1) >= spec.window_samples(sr):
+        hint = f"set --n-fft {2 * (bins - 1)}"
+    if multi:
+        alt = f"give this input its own frontend (--frontend {inp.name}=SPEC)"
+    else:
+        alt = "pick another preset"
+    return f"{hint} or {alt}" if hint else alt
+
+
+def _frames_in(window_s: float, spec: FrontendSpec, sr: int) -> int:
+    n = int(round(window_s * sr))
+    if spec.kind == "raw":
+        return n
+    win, hop = spec.window_samples(sr), spec.hop_samples(sr)
+    return 0 if n < win else (n - win) // hop + 1
+
+
+def _window_for(length: int, spec: FrontendSpec, sr: int) -> float:
+    if spec.kind == "raw":
+        return length / sr
+    win, hop = spec.window_samples(sr), spec.hop_samples(sr)
+    return ((length - 1) * hop + win) / sr
+
+
+def plan_frontends(
+    inputs: Sequence[KerasInput],
+    frontend: FrontendArg | Mapping[str, FrontendArg],
+    *,
+    sample_rate: int | None = None,
+    window_s: float | None = None,
+    stride_s: float | None = None,
+) -> FrontendPlan:
+    """Match every Keras input to a frontend and check it can feed it."""
+    if isinstance(frontend, Mapping):
+        default = frontend.get("*")
+        unknown = set(frontend) - {"*"} - {i.name for i in inputs}
+        if unknown:
+            raise ExportError(
+                f"frontend given for unknown input(s) {sorted(unknown)} "
+                f"(model inputs: {', '.join(i.name for i in inputs)})"
+            )
+        per_input = {i.name: frontend.get(i.name, default) for i in inputs}
+    else:
+        per_input = {i.name: frontend for i in inputs}
+    choices: dict[str, FrontendChoice] = {}
+    for inp in inputs:
+        value = per_input[inp.name]
+        if value is None:
+            raise ExportError(
+                f"no frontend for Keras input {inp.describe()}: give --preset "
+                f"{{{','.join(PRESETS)}}} or --kind ...{_suggest(inp)}"
+            )
+        choices[inp.name] = _as_choice(value)
+    resolved = {name: c.resolve() for name, c in choices.items()}
+
+    rates = {p.sample_rate for _, p in resolved.values() if p is not None}
+    if sample_rate is None:
+        if len(rates) > 1:
+            raise ExportError(
+                f"the presets run at different sample rates ({sorted(rates)}): give --sample-rate"
+            )
+        if not rates:
+            raise ExportError("no preset gives the sample rate: give --sample-rate")
+        sample_rate = rates.pop()
+    sr = int(sample_rate)
+
+    by_input = {i.name: i for i in inputs}
+    for name, (spec, preset) in resolved.items():
+        inp = by_input[name]
+        label = preset.name if preset and preset.frontend == spec else spec.kind
+        try:
+            spec.validate(sr)
+        except CardError as e:
+            raise ExportError(f"frontend for input {name!r}: {e}") from None
+        if inp.role == "raw" and spec.kind != "raw":
+            raise FrontendMismatchError(
+                f"Keras input {inp.describe()} takes raw samples but the frontend is {label}: "
+                "use --preset raw16k or --kind raw"
+            )
+        if inp.role != "raw" and spec.kind == "raw":
+            raise FrontendMismatchError(
+                f"Keras input {inp.describe()} takes feature frames but the frontend gives raw "
+                f"samples{_suggest(inp)}"
+            )
+        if inp.role != "raw":
+            bins = spec.n_bins(sr)
+            if inp.bins != bins:
+                raise FrontendMismatchError(
+                    f"Keras input {inp.describe()} has {inp.bins} bins per frame but the {label} "
+                    f"frontend gives {bins}: "
+                    f"{_bins_hint(spec, inp.bins or 0, sr, inp, len(inputs) > 1)}{_suggest(inp)}"
+                )
+
+    # name the distinct frontends: "main" when all inputs share one
+    distinct: list[FrontendSpec] = []
+    for spec, _ in resolved.values():
+        if spec not in distinct:
+            distinct.append(spec)
+    frontends: dict[str, FrontendSpec] = {}
+    presets: dict[str, str | None] = {}
+    input_frontend: dict[str, str] = {}
+    for inp in inputs:
+        spec, preset = resolved[inp.name]
+        if len(distinct) == 1:
+            fname = "main"
+        else:
+            fname = next((k for k, v in frontends.items() if v == spec), None) or _safe(inp.name)
+        frontends[fname] = spec
+        presets[fname] = preset.name if preset else None
+        input_frontend[inp.name] = fname
+
+    window_inputs = [i for i in inputs if i.role != "frames"]
+    if not window_inputs:
+        return FrontendPlan(sr, frontends, input_frontend, presets, None, None)
+
+    def fits(w: float) -> KerasInput | None:
+        for inp in window_inputs:
+            spec = frontends[input_frontend[inp.name]]
+            if _frames_in(w, spec, sr) != inp.length:
+                return inp
+        return None
+
+    first_preset = next((p for _, p in resolved.values() if p is not None), None)
+    if window_s is not None:
+        bad = fits(window_s)
+        if bad:
+            spec = frontends[input_frontend[bad.name]]
+            got = _frames_in(window_s, spec, sr)
+            unit = "samples" if spec.kind == "raw" else "frames"
+            raise FrontendMismatchError(
+                f"Keras input {bad.describe()} takes {bad.length} {unit} but window_s={window_s} "
+                f"gives {got} at {sr} Hz"
+                + ("" if spec.kind == "raw" else f" with {spec.window_ms}/{spec.hop_ms} ms framing")
+                + f": use --window-s {_window_for(bad.length or 0, spec, sr):g}"
+            )
+    else:
+        candidates = []
+        if first_preset is not None:
+            candidates.append(first_preset.window_s)
+        first = window_inputs[0]
+        candidates.append(
+            round(_window_for(first.length or 0, frontends[input_frontend[first.name]], sr), 6)
+        )
+        window_s = next((w for w in candidates if fits(w) is None), None)
+        if window_s is None:
+            raise FrontendMismatchError(
+                "the window inputs "
+                + ", ".join(i.describe() for i in window_inputs)
+                + " do not span the same duration with these frontends: give --window-s"
+            )
+    if stride_s is None:
+        stride_s = first_preset.stride_s if first_preset is not None else 0.1
+    return FrontendPlan(sr, frontends, input_frontend, presets, window_s, stride_s)
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name) or "frontend"
+
+
+def _norm_from_obj(obj: Any, where: str) -> Normalization:
+    try:
+        mean = np.asarray(obj["mean"], dtype=np.float64).reshape(-1)
+        std = np.asarray(obj["std"], dtype=np.float64).reshape(-1)
+    except (KeyError, TypeError, ValueError) as e:
+        raise ExportError(f"{where}: needs 'mean' and 'std' arrays ({e})") from None
+    return Normalization(mean=tuple(float(v) for v in mean), std=tuple(float(v) for v in std))
+
+
+def load_normalization(path: str | Path, frontend: str | None = None) -> Normalization:
+    """Per-bin mean/std from an .npz (arrays `mean`, `std`) or a .json file.
+
+    JSON: {"mean": [...], "std": [...]}, optionally keyed by frontend name.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise ExportError(f"normalization file not found: {p}")
+    if p.suffix.lower() == ".npz":
+        try:
+            with np.load(p) as z:
+                data = {k: z[k] for k in z.files}
+        except (OSError, ValueError) as e:
+            raise ExportError(f"cannot read {p.name} as .npz: {e}") from None
+        if frontend and f"{frontend}/mean" in data:
+            data = {"mean": data[f"{frontend}/mean"], "std": data[f"{frontend}/std"]}
+        return _norm_from_obj(data, p.name)
+    try:
+        obj = json.loads(p.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise ExportError(f"cannot read {p.name} as JSON: {e}") from None
+    if isinstance(obj, dict) and "mean" not in obj and frontend and frontend in obj:
+        obj = obj[frontend]
+    return _norm_from_obj(obj, p.name)
+
+
+NormArg = str | Path | Normalization | None
+
+
+def resolve_normalization(
+    value: NormArg | Mapping[str, NormArg], frontends: Mapping[str, FrontendSpec]
+) -> dict[str, Normalization]:
+    if value is None:
+        return {}
+    items = dict(value) if isinstance(value, Mapping) else {"": value}
+    out: dict[str, Normalization] = {}
+    for key, v in items.items():
+        if v is None:
+            continue
+        name = key
+        if not name:
+            if len(frontends) != 1:
+                raise ExportError(
+                    f"the card has several frontends ({', '.join(frontends)}): give the "
+                    "normalization per frontend (NAME=FILE)"
+                )
+            name = next(iter(frontends))
+        if name not in frontends:
+            raise ExportError(
+                f"normalization for unknown frontend {name!r} (frontends: {', '.join(frontends)})"
+            )
+        out[name] = v if isinstance(v, Normalization) else load_normalization(v, name)
+    return out
+
+
+def resolve_smoothing(value: SmoothingSpec | Mapping[str, Any] | None) -> SmoothingSpec:
+    if value is None:
+        return SmoothingSpec()
+    if isinstance(value, SmoothingSpec):
+        return value
+    try:
+        return dataclasses.replace(SmoothingSpec(), **dict(value))
+    except TypeError as e:
+        raise ExportError(f"bad smoothing setting: {e}") from None
+
+
+def resolve_vad(
+    value: bool | VadSpec | Mapping[str, Any] | None, sample_rate: int, warnings: list[str]
+) -> VadSpec:
+    if isinstance(value, VadSpec):
+        return value
+    if isinstance(value, bool):
+        return VadSpec(enabled=value)
+    if value is None:
+        if sample_rate not in VAD_RATES:
+            warnings.append(f"VAD off: webrtcvad cannot run at {sample_rate} Hz")
+            return VadSpec(enabled=False)
+        return VadSpec()
+    try:
+        return dataclasses.replace(VadSpec(), **dict(value))
+    except TypeError as e:
+        raise ExportError(f"bad VAD setting: {e}") from None
