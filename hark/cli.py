@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from live.errors import HarkError
 
 # (module, what it adds) in the order --help lists them
-_COMMAND_MODULES = ("live.cli", "export.cli", "models.cli", "hark.bench_cli")
+_COMMAND_MODULES = ("live.cli", "export.cli", "models.cli", "hark.bench.cli")
 
 
 def build_parser() -> argparse.ArgumentParser:
