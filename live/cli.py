@@ -94,6 +94,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", choices=FORMATS, default="jsonl", help="event line format")
     p.add_argument("--out", type=Path, default=None, help="also write events to this file")
     p.add_argument("--no-ui", action="store_true", help="line output even on a terminal")
+    p.add_argument("--roll-seconds", type=float, default=10.0, metavar="S",
+                   help="seconds of history in the UI's event roll (default 10)")
     p.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads")
 
 
@@ -107,6 +109,8 @@ class RunConfig:
     fmt: str
     out: Path | None
     threads: int
+    roll_seconds: float = 10.0
+    block_ms: float = 10.0
 
 
 def _config(args: argparse.Namespace) -> RunConfig:
@@ -124,6 +128,14 @@ def _config(args: argparse.Namespace) -> RunConfig:
             raise HarkError(f"--vad takes 0, 1, 2, 3, on or off, not {args.vad!r}")
     if args.threads < 1:
         raise HarkError("--threads must be at least 1")
+    if args.roll_seconds <= 0:
+        raise HarkError("--roll-seconds must be positive")
+    block_ms = getattr(args, "block_ms", 10.0)
+    if block_ms <= 0:
+        raise HarkError("--block-ms must be positive")
+    seconds = getattr(args, "seconds", None)
+    if seconds is not None and seconds <= 0:
+        raise HarkError("--seconds must be positive")
     return RunConfig(
         models=tuple(args.model or ("commands",)),
         vad=vad,
@@ -131,6 +143,8 @@ def _config(args: argparse.Namespace) -> RunConfig:
         fmt=args.format,
         out=args.out,
         threads=args.threads,
+        roll_seconds=args.roll_seconds,
+        block_ms=block_ms,
     )
 
 

@@ -1,0 +1,382 @@
+"""A UI session: source(s) + engine + event writers, driven by one audio thread.
+
+`run()` is the audio loop (the app runs it in a textual thread worker): it drains the source,
+feeds the engine, writes and flushes every finished event, and records latency. The UI thread
+calls `snapshot()` and the commands (`reset_models`, `adjust_threshold`, `save`); all of them
+take the same lock as the loop's per-block step, which is short (one `Engine.feed`), so neither
+side waits long and the engine only ever sees one caller at a time.
+
+Built from files at `realtime=False` a session runs as fast as it can and deterministically,
+which is what tests use; `run_ui` builds it from the command line's choices.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from live.engine import Engine, EngineOptions
+from live.errors import HarkError
+from live.events import Event, EventWriter, open_writer
+from live.ui.state import FROZEN_LATENCY, LatencyMeter, ModelView, Snapshot
+
+CLIP_LEVEL = 0.999  # |sample| at or above this counts as clipping (float full scale is 1.0)
+CLIP_HOLD_S = 2.0  # the clipping mark stays on this long (audio time) after the last clip
+RECENT_EVENTS = 50  # finished events kept for the list on screen
+FORMAT_SUFFIX = {"jsonl": ".jsonl", "csv": ".csv", "tsv": ".tsv"}
+
+
+@dataclass(frozen=True)
+class SessionSummary:
+    """What the one-paragraph exit message says."""
+
+    n_events: int
+    audio_s: float
+    sources: tuple[str, ...]
+    models: tuple[str, ...]
+    out: Path | None
+    saved: tuple[Path, ...]
+    error: str | None
+
+    def text(self) -> str:
+        """The paragraph printed to the terminal when the UI closes."""
+        src = ", ".join(self.sources)
+        parts = [
+            f"hark: {self.n_events} event{'s' if self.n_events != 1 else ''} in "
+            f"{self.audio_s:.1f} s of audio from {src} ({', '.join(self.models)})."
+        ]
+        if self.out is not None:
+            parts.append(f"Events were written to {self.out} as they finished.")
+        else:
+            parts.append("Events were not written to a file (use --out FILE, or press s).")
+        if self.saved:
+            parts.append("Saved: " + ", ".join(str(p) for p in self.saved) + ".")
+        if self.error:
+            parts.append(f"Stopped on an error: {self.error}")
+        return " ".join(parts)
+
+
+class UISession:
+    """Sources played one after the other through a fresh engine each, events to `out`.
+
+    sources: objects with `blocks()`, `name`, `stats` and `close()` (live.sources FileSource /
+    MicSource or a test double); kind "file" or "mic" only changes labels. paced: the source
+    delivers at wall-clock speed (mic, real-time replay), which makes end-to-end latency
+    meaningful. max_seconds stops after that much audio (hark mic --seconds).
+    """
+
+    def __init__(
+        self,
+        models: Sequence[Any],
+        sources: Sequence[Any],
+        *,
+        kind: str = "file",
+        paced: bool = False,
+        engine_options: EngineOptions | None = None,
+        out: Path | None = None,
+        fmt: str = "jsonl",
+        roll_seconds: float = 10.0,
+        max_seconds: float | None = None,
+        save_dir: Path | None = None,
+        latency_window_s: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if not sources:
+            raise ValueError("a session needs at least one source")
+        if roll_seconds <= 0:
+            raise HarkError("--roll-seconds must be positive")
+        self.models = list(models)
+        self.sources = list(sources)
+        self.kind = kind
+        self.paced = paced
+        self.fmt = fmt
+        self.roll_seconds = float(roll_seconds)
+        self.max_seconds = max_seconds
+        self.out = out
+        self.save_dir = save_dir
+        self._clock = clock
+        hops = [m.card.decision_hop_s() for m in self.models]
+        # the roll shows about roll_seconds; twice that in history leaves room for wide terminals
+        history = max(16, math.ceil(2 * self.roll_seconds / min(hops)))
+        base = engine_options or EngineOptions()
+        self._options = EngineOptions(
+            vad=base.vad,
+            vad_mode=base.vad_mode,
+            reset_after_silence=base.reset_after_silence,
+            record=base.record,
+            history=history,
+        )
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._finished = threading.Event()
+        self._started = False
+        self._thresholds: dict[tuple[int, str], tuple[float, float]] = {}
+        self.engine = self._new_engine()
+        self.meter = LatencyMeter(latency_window_s)
+        self._writer: EventWriter | None = open_writer(out, fmt) if out is not None else None
+        self._recent: deque[Event] = deque(maxlen=RECENT_EVENTS)
+        self.events: list[Event] = []  # every finished event of the session, all sources
+        self._audio_s_done = 0.0  # audio of the sources already finished
+        self._source_index = 0
+        self._version = 0
+        self._clip_until = -1.0
+        self._engine_cpu = 0.0
+        self.resets = 0
+        self.error: str | None = None
+        self.saved: list[Path] = []
+
+    # ---- construction ------------------------------------------------------------------------
+    def _new_engine(self) -> Engine:
+        engine = Engine(self.models, self._options)
+        for (i, label), (on, off) in self._thresholds.items():
+            engine.streams[i].smoother.set_threshold(label, on, off)
+        return engine
+
+    # ---- the audio loop (worker thread) ------------------------------------------------------
+    def run(self) -> None:
+        """Drain every source into the engine until the end, stop() or max_seconds.
+
+        Errors are kept in `error` (shown by the UI, reported on exit), never raised into the
+        worker: the app decides how to end. Open events are closed and written in every case.
+        """
+        self._started = True
+        limit = None if self.max_seconds is None else round(self.max_seconds * self.sample_rate)
+        fed = 0
+        cpu_mark = (time.thread_time(), self._clock())
+        try:
+            for index, source in enumerate(self.sources):
+                if self._stop.is_set():
+                    break
+                if index:
+                    with self._lock:
+                        self._audio_s_done += self.engine.time_s
+                        self.engine = self._new_engine()
+                        self._source_index = index
+                        self._version += 1
+                for block in source.blocks():
+                    arrival = self._clock()
+                    if limit is not None:
+                        block = block[: max(0, limit - fed)]
+                    fed += block.size
+                    self._feed(block, arrival)
+                    now = self._clock()
+                    if now - cpu_mark[1] >= 1.0:
+                        tt = time.thread_time()
+                        self._engine_cpu = (tt - cpu_mark[0]) / (now - cpu_mark[1])
+                        cpu_mark = (tt, now)
+                    if self._stop.is_set() or (limit is not None and fed >= limit):
+                        self._stop.set()
+                        break
+                with self._lock:
+                    closing = self.engine.close()
+                    self._version += 1
+                self._record(closing)
+        except HarkError as e:
+            self.error = str(e)
+        except Exception as e:  # noqa: BLE001 - shown on screen and in the exit summary
+            self.error = f"{type(e).__name__}: {e}"
+            with self._lock:
+                closing = self.engine.close()
+            self._record(closing)
+        finally:
+            self._finished.set()
+
+    def _feed(self, block: np.ndarray, arrival: float) -> None:
+        with self._lock:
+            engine = self.engine
+            events = engine.feed(block)
+            done = self._clock()
+            t = engine.last_times
+            self.meter.add(done, t.vad, t.features, t.inference, t.smoothing, arrival,
+                           engine.time_s, self.paced)
+            if engine.peak >= CLIP_LEVEL:
+                self._clip_until = engine.time_s + CLIP_HOLD_S
+            self._version += 1
+        self._record(events)
+
+    def _record(self, events: Iterable[Event]) -> None:
+        """Write and flush each finished event, then keep it for the screen."""
+        for ev in events:
+            if self._writer is not None:
+                self._writer.write(ev)
+            with self._lock:
+                self.events.append(ev)
+                self._recent.append(ev)
+
+    def stop(self) -> None:
+        """Ask run() to end after the current block (safe from any thread)."""
+        self._stop.set()
+        for source in self.sources:
+            stop = getattr(source, "stop", None)
+            if callable(stop):
+                stop()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait for run() to have ended; True if it has (or never started)."""
+        if not self._started:
+            return True
+        return self._finished.wait(timeout)
+
+    @property
+    def finished(self) -> bool:
+        return self._finished.is_set()
+
+    def close(self) -> SessionSummary:
+        """After run(): close the writer and the sources; return the exit summary."""
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        for source in self.sources:
+            close = getattr(source, "close", None)
+            if callable(close):
+                close()
+        return self.summary()
+
+    def summary(self) -> SessionSummary:
+        with self._lock:
+            audio_s = self._audio_s_done + self.engine.time_s
+            n = len(self.events)
+        return SessionSummary(
+            n_events=n,
+            audio_s=audio_s,
+            sources=tuple(str(getattr(s, "name", "input")) for s in self.sources),
+            models=tuple(m.name for m in self.models),
+            out=self.out,
+            saved=tuple(self.saved),
+            error=self.error,
+        )
+
+    # ---- commands from the UI thread ---------------------------------------------------------
+    def reset_models(self) -> None:
+        """Forget every model's recurrent state (the 'r' key); events and features carry on."""
+        with self._lock:
+            self.engine.reset_models()
+            self.resets += 1
+            self._version += 1
+
+    def adjust_threshold(self, model: int, label: str, delta: float) -> tuple[float, float]:
+        """Move a class's on threshold by delta (its off threshold keeps the same gap)."""
+        with self._lock:
+            smoother = self.engine.streams[model].smoother
+            on, off = smoother.threshold(label)
+            new_on = round(min(1.0, max(0.0, on + delta)), 2)
+            new_off = round(min(new_on, max(0.0, off + (new_on - on))), 2)
+            smoother.set_threshold(label, new_on, new_off)
+            self._thresholds[(model, label)] = (new_on, new_off)
+            self._version += 1
+            return new_on, new_off
+
+    def threshold(self, model: int, label: str) -> tuple[float, float]:
+        with self._lock:
+            return self.engine.streams[model].smoother.threshold(label)
+
+    @property
+    def n_events(self) -> int:
+        with self._lock:
+            return len(self.events)
+
+    @property
+    def version(self) -> int:
+        """Grows whenever something on screen may have changed."""
+        return self._version
+
+    @property
+    def sample_rate(self) -> int:
+        return int(self.models[0].card.sample_rate)
+
+    # ---- snapshot ----------------------------------------------------------------------------
+    def snapshot(self, frozen: bool = False) -> Snapshot:
+        """Copy what the screen needs; frozen=True replaces timing numbers by fixed ones."""
+        now = self._clock()
+        with self._lock:
+            engine = self.engine
+            source = self.sources[self._source_index]
+            views = tuple(self._model_view(i) for i in range(len(engine.streams)))
+            gates = [s.gate for s in engine.streams if s.gate is not None]
+            stats = getattr(source, "stats", None)
+            snap = Snapshot(
+                version=self._version,
+                source_kind=self.kind,
+                source_name=str(getattr(source, "name", "input")),
+                source_index=self._source_index,
+                source_count=len(self.sources),
+                input_rate=getattr(source, "input_rate", None),
+                sample_rate=engine.sample_rate,
+                time_s=engine.time_s,
+                duration_s=getattr(source, "duration_s", None),
+                level_dbfs=float(engine.level_dbfs),
+                peak=float(engine.peak),
+                clipping=engine.time_s < self._clip_until,
+                vad_open=any(g.is_open for g in gates) if gates else None,
+                models=views,
+                recent_events=tuple(self._recent),
+                n_events=len(self.events),
+                latency=FROZEN_LATENCY if frozen else self.meter.summary(now),
+                dropped_blocks=int(getattr(stats, "dropped_blocks", 0) or 0),
+                overflows=int(getattr(stats, "overflows", 0) or 0),
+                engine_cpu=0.03 if frozen else self._engine_cpu,
+                finished=self._finished.is_set(),
+                error=self.error,
+                files_written=tuple(str(p) for p in self.saved),
+            )
+        return snap
+
+    def _model_view(self, i: int) -> ModelView:
+        stream = self.engine.streams[i]
+        sm = stream.smoother
+        return ModelView(
+            name=stream.card.name,
+            labels=sm.labels,
+            event_labels=sm.event_labels,
+            hop_s=sm.hop_s,
+            roll=sm.roll(),
+            roll_active=sm.roll_active(),
+            n_frames=sm.n_frames,
+            last_time_s=sm.last_time_s,
+            thresholds=tuple(sm.threshold(lb) for lb in sm.labels),
+            active=sm.active,
+            algorithmic_latency_s=stream.card.algorithmic_latency_s(),
+            sample_rate=stream.card.sample_rate,
+        )
+
+    # ---- saving (the 's' key) ----------------------------------------------------------------
+    def save(self, directory: Path | None = None, stamp: str | None = None) -> list[Path]:
+        """Write every event so far and a PNG of the current roll; return the two paths."""
+        from live.ui.export_png import save_roll_png
+
+        directory = Path(directory or self.save_dir or Path.cwd())
+        directory.mkdir(parents=True, exist_ok=True)
+        stamp = stamp or datetime.now().strftime("%Y%m%d-%H%M%S")
+        events_path = _unique(directory / f"hark-events-{stamp}{FORMAT_SUFFIX[self.fmt]}")
+        png_path = _unique(directory / f"hark-roll-{stamp}.png")
+        with self._lock:
+            events = list(self.events)
+        with open_writer(events_path, self.fmt) as writer:
+            for ev in events:
+                writer.write(ev)
+        save_roll_png(self.snapshot(frozen=True), png_path, self.roll_seconds)
+        with self._lock:
+            self.saved.extend([events_path, png_path])
+            self._version += 1
+        return [events_path, png_path]
+
+
+def _unique(path: Path) -> Path:
+    """path, or path with -2, -3... before the suffix if it exists (two saves in a second)."""
+    if not path.exists():
+        return path
+    k = 2
+    while True:
+        cand = path.with_name(f"{path.stem}-{k}{path.suffix}")
+        if not cand.exists():
+            return cand
+        k += 1
