@@ -13,7 +13,12 @@ import os
 import sys
 from collections.abc import Sequence
 
-from live.errors import HarkError
+# numpy's OpenBLAS wakes a second thread for a matmul the size of one second of features; on a
+# busy machine that wake-up costs a scheduler tick (4 ms) per call (measured by hark bench). hark
+# runs one thread per stream stage: keep BLAS at one thread unless the user says otherwise.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+from live.errors import HarkError  # noqa: E402 - after the BLAS setting, before numpy loads
 
 # (module, what it adds) in the order --help lists them
 _COMMAND_MODULES = ("live.cli", "export.cli", "models.cli", "hark.bench.cli")

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -210,7 +212,28 @@ def load_models(cfg: RunConfig) -> list:
 def make_engine(models: list, cfg: RunConfig):  # noqa: ANN201 - live.engine.Engine
     from live.engine import Engine, EngineOptions
 
-    return Engine(models, EngineOptions(vad=cfg.vad, vad_mode=cfg.vad_mode))
+    engine = Engine(models, EngineOptions(vad=cfg.vad, vad_mode=cfg.vad_mode))
+    if os.environ.get("HARK_TRACE_FIRST_BLOCK") == "1":
+        _trace_first_block(engine)
+    return engine
+
+
+def _trace_first_block(engine: object) -> None:
+    """HARK_TRACE_FIRST_BLOCK=1: one stderr line once the first block has been processed.
+
+    `hark bench --startup` reads it (time.monotonic() is system-wide on Linux, so the parent
+    subtracts its own spawn time); the wrapper removes itself after one call.
+    """
+    feed = engine.feed  # type: ignore[attr-defined]
+
+    def first(samples: object) -> object:
+        out = feed(samples)
+        engine.feed = feed  # type: ignore[attr-defined]
+        print(f"hark: first block processed at monotonic={time.monotonic():.6f}",
+              file=sys.stderr, flush=True)
+        return out
+
+    engine.feed = first  # type: ignore[attr-defined]
 
 
 def _want_ui(args: argparse.Namespace, live_stream: bool) -> bool:

@@ -7,6 +7,7 @@ It is deterministic: the same samples give the same events whatever the chunking
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -172,6 +173,8 @@ class ModelStream:
         n_classes = len(self.card.labels)
         if frames is None or not len(frames):
             return np.zeros(0), np.zeros((0, n_classes), dtype=np.float32)
+        if len(frames) == 1:  # the live case (one 10 ms block, one frame): no index arrays
+            return self._run_one_frame(runner, first, frames)
         idx = np.arange(first, first + len(frames))
         stamps = (idx * self._hop + self._win / 2) / self.group.rate
         if self.gate is None:
@@ -196,6 +199,23 @@ class ModelStream:
                 self._off_frames += j - i
             i = j
         return stamps, post
+
+    def _run_one_frame(
+        self, runner: FrameRunner, index: int, frames: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """_run_frames for a single frame, with the same gate and reset rules."""
+        stamps = np.array([(index * self._hop + self._win / 2) / self.group.rate])
+        if self.gate is None:
+            return stamps, runner.run(frames)
+        is_open = self.gate.is_open_at(index * self._hop + self._win)
+        self.gate_open = is_open
+        if not is_open:
+            self._off_frames += 1
+            return stamps, np.zeros((1, len(self.card.labels)), dtype=np.float32)
+        if self.reset_frames is not None and self._off_frames >= self.reset_frames:
+            runner.reset()
+        self._off_frames = 0
+        return stamps, runner.run(frames)
 
     def reset_state(self) -> None:
         """Forget recurrent state and the smoothing filters' memory; open events carry on."""
@@ -238,14 +258,17 @@ class Engine:
     def feed(self, samples: np.ndarray) -> list[Event]:
         """Consume mono float samples at `sample_rate`; return the events they finished."""
         x = np.asarray(samples, dtype=np.float32).reshape(-1)
-        if not np.isfinite(x).all():
+        # one pass for the NaN check and the level meter: any NaN/Inf makes the sum non-finite
+        energy = float(np.dot(x, x)) if x.size else 0.0
+        if not math.isfinite(energy):
             bad = ~np.isfinite(x)
-            self.nonfinite += int(bad.sum())
-            x = np.where(bad, np.float32(0.0), x)
+            if bad.any():
+                self.nonfinite += int(bad.sum())
+                x = np.where(bad, np.float32(0.0), x)
+            energy = float(np.dot(x.astype(np.float64), x.astype(np.float64)))
         if x.size:
-            self.peak = float(np.abs(x).max())
-            rms = float(np.sqrt(np.mean(x.astype(np.float64) ** 2)))
-            self.level_dbfs = 20.0 * np.log10(max(rms, 1e-6))
+            self.peak = float(max(x.max(), -x.min()))
+            self.level_dbfs = 10.0 * math.log10(max(energy / x.size, 1e-12))
         self.samples_in += x.size
         times = StageTimes()
         for group in self._groups.values():

@@ -23,13 +23,45 @@ def _hann(n: int) -> np.ndarray:
     return 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n) / n)
 
 
+# Slaney mel scale: linear below 1 kHz (3 mels per 200 Hz), logarithmic above
+_F_SP = 200.0 / 3
+_MIN_LOG_HZ = 1000.0
+_MIN_LOG_MEL = _MIN_LOG_HZ / _F_SP
+_LOGSTEP = np.log(6.4) / 27.0
+
+
+def _hz_to_mel(f: float) -> float:
+    if f >= _MIN_LOG_HZ:
+        return float(_MIN_LOG_MEL + np.log(f / _MIN_LOG_HZ) / _LOGSTEP)
+    return f / _F_SP
+
+
+def _mel_to_hz(mels: np.ndarray) -> np.ndarray:
+    freqs = _F_SP * mels
+    log_t = mels >= _MIN_LOG_MEL
+    freqs[log_t] = _MIN_LOG_HZ * np.exp(_LOGSTEP * (mels[log_t] - _MIN_LOG_MEL))
+    return freqs
+
+
 @lru_cache(maxsize=16)
 def mel_matrix(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: float) -> np.ndarray:
-    """The librosa (Slaney) mel filterbank, built once per spec: rebuilding it costs ~200 us."""
-    import librosa  # first use costs ~1 s (numba); only logmel/mfcc pay it
+    """librosa.filters.mel (Slaney scale and norm, float32 weights), bit for bit, in numpy.
 
-    m = librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax)
-    return np.ascontiguousarray(m.T, dtype=np.float64)  # (bins, mels): frames @ m
+    Not librosa itself: librosa.filters imports scipy.signal, numba and pooch, which cost
+    `hark mic` ~0.6 s of start-up and ~130 MB of RSS for one 257 x 40 matrix (hark bench).
+    tests/live/test_features.py holds it equal to librosa's.
+    """
+    fft_freqs = np.fft.rfftfreq(n=n_fft, d=1.0 / sample_rate)
+    mel_f = _mel_to_hz(np.linspace(_hz_to_mel(fmin), _hz_to_mel(fmax), n_mels + 2))
+    fdiff = np.diff(mel_f)
+    ramps = np.subtract.outer(mel_f, fft_freqs)
+    weights = np.zeros((n_mels, fft_freqs.size), dtype=np.float32)
+    for i in range(n_mels):
+        lower = -ramps[i] / fdiff[i]
+        upper = ramps[i + 2] / fdiff[i + 1]
+        weights[i] = np.maximum(0, np.minimum(lower, upper))
+    weights *= (2.0 / (mel_f[2 : n_mels + 2] - mel_f[:n_mels]))[:, None]
+    return np.ascontiguousarray(weights.T, dtype=np.float64)  # (bins, mels): frames @ m
 
 
 @lru_cache(maxsize=16)
@@ -94,7 +126,10 @@ class Frontend:
             self._pending = buf.copy()
             return np.zeros((0, self.n_bins), dtype=np.float32)
         n = (buf.size - self.window) // self.hop + 1
-        frames = sliding_window_view(buf, self.window)[:: self.hop][:n]
+        if n == 1:  # a 10 ms mic block completes one frame: a slice, not a strided view (~7 us)
+            frames = buf[None, : self.window]
+        else:
+            frames = sliding_window_view(buf, self.window)[:: self.hop][:n]
         self._pending = buf[n * self.hop :].copy()
         self.frames_out += n
         return self._transform(frames)

@@ -93,6 +93,24 @@ def test_logmel_matches_librosa_on_the_same_frames() -> None:
     np.testing.assert_allclose(ours, np.log(mel.T + spec.log_floor), atol=1e-4)
 
 
+@pytest.mark.parametrize(
+    ("sr", "n_fft", "n_mels", "fmin", "fmax"),
+    [(16000, 512, 40, 0.0, 8000.0), (16000, 512, 64, 20.0, 7600.0), (8000, 256, 40, 0.0, 4000.0),
+     (22050, 2048, 128, 0.0, 11025.0), (16000, 400, 40, 300.0, 8000.0)],
+)
+def test_mel_filterbank_is_librosas(
+    sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float
+) -> None:
+    """live's numpy filterbank (no librosa import at start-up) is librosa's, bit for bit."""
+    import librosa
+
+    from live.features import mel_matrix
+
+    want = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax)
+    got = mel_matrix(sr, n_fft, n_mels, fmin, fmax)
+    assert np.array_equal(got.T.astype(np.float32), want)
+
+
 def test_mfcc_is_dct_of_logmel() -> None:
     import scipy.fft
 
