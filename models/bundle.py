@@ -1,0 +1,120 @@
+"""Rebuild the bundled models from nothing: `python -m models.bundle --work out/bundle`.
+
+Runs, as subprocesses, exactly the `hark` commands the README lists (seeded), times each one,
+copies NAME.onnx + NAME.json into models/bundled/ (with --install) and writes the demo. The
+figures in each card's `evaluation` are written by the `hark eval --write-card` steps, on data
+never used for training or for picking smoothing defaults:
+- test_streams_*: held-out espeak-ng voices (the tree's test speakers), 20 streams x 60 s;
+- flite_*: every clip / streams of the flite synthesizer, never used in training;
+- sounds test_streams_10db: fresh sound-event streams at 10 dB SNR.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+SEED = 1
+N_PER_WORD = 400
+FLITE_PER_WORD = 60
+SOUND_STREAMS = 600
+
+
+def steps(work: Path) -> list[tuple[str, list[str]]]:
+    """(what, hark arguments) in order; paths are under `work`."""
+    w = str(work)
+    espeak, flite = f"{w}/data/espeak", f"{w}/data/flite"
+    cmd, cnn, snd = f"{w}/commands/commands.onnx", f"{w}/commands-cnn/commands-cnn.onnx", \
+        f"{w}/sounds/sounds.onnx"
+    return [
+        ("espeak tree", ["synth", "tree", espeak, "--n-per-word", str(N_PER_WORD),
+                         "--seed", str(SEED)]),
+        ("flite tree (test only)", ["synth", "tree", flite, "--engine", "flite", "--n-per-word",
+                                    str(FLITE_PER_WORD), "--seed", str(SEED), "--all-test"]),
+        ("train commands", ["train", "--arch", "rnn", "--data", espeak, "--seed", str(SEED),
+                            "--out", f"{w}/commands"]),
+        ("train commands-cnn", ["train", "--arch", "cnn", "--data", espeak, "--seed", str(SEED),
+                                "--out", f"{w}/commands-cnn"]),
+        ("train sounds", ["train", "--arch", "rnn", "--task", "sounds", "--synth",
+                          str(SOUND_STREAMS), "--seed", str(SEED), "--out", f"{w}/sounds"]),
+        ("flite word streams", ["synth", "speech", f"{w}/eval/flite-words", "--tree", flite,
+                                "--n", "10", "--seed", str(SEED)]),
+        ("flite filler streams", ["synth", "speech", f"{w}/eval/flite-fillers", "--tree", flite,
+                                  "--n", "10", "--seed", str(SEED), "--unknown-only"]),
+        ("sounds at 10 dB", ["synth", "sounds", f"{w}/eval/sounds-10db", "--n", "60",
+                             "--snr", "10", "10", "--seed", str(SEED + 100)]),
+        # the bars, measured by hark eval and stored in the cards
+        ("commands: espeak test streams", ["eval", "--model", cmd, "--audio",
+                                           f"{w}/commands/eval/test-words",
+                                           "--write-card", "test_streams_words"]),
+        ("commands: espeak unknown-only", ["eval", "--model", cmd, "--audio",
+                                           f"{w}/commands/eval/test-unknown_only",
+                                           "--write-card", "test_streams_unknown_only"]),
+        ("commands: espeak test clips", ["eval", "--model", cmd, "--data", espeak,
+                                         "--write-card", "test_clips"]),
+        ("commands: flite streams", ["eval", "--model", cmd, "--audio", f"{w}/eval/flite-words",
+                                     "--write-card", "flite_streams_words"]),
+        ("commands: flite unknown-only", ["eval", "--model", cmd, "--audio",
+                                          f"{w}/eval/flite-fillers",
+                                          "--write-card", "flite_streams_unknown_only"]),
+        ("commands: flite clips", ["eval", "--model", cmd, "--data", flite,
+                                   "--write-card", "flite_clips"]),
+        ("commands-cnn: espeak test clips", ["eval", "--model", cnn, "--data", espeak,
+                                             "--write-card", "test_clips"]),
+        ("commands-cnn: flite clips", ["eval", "--model", cnn, "--data", flite,
+                                       "--write-card", "flite_clips"]),
+        ("commands-cnn: espeak test streams", ["eval", "--model", cnn, "--audio",
+                                               f"{w}/commands-cnn/eval/test-words",
+                                               "--write-card", "test_streams_words"]),
+        ("sounds: 10 dB streams", ["eval", "--model", snd, "--audio", f"{w}/eval/sounds-10db",
+                                   "--write-card", "test_streams_10db"]),
+    ]
+
+
+def run(work: Path, install: bool, only: set[str] | None = None) -> list[dict[str, object]]:
+    """Run every step (or those whose name contains one of `only`); return their timings."""
+    log = []
+    for what, args in steps(work):
+        if only and not any(o in what for o in only):
+            continue
+        line = "hark " + " ".join(shlex.quote(a) for a in args)
+        print(f"== {what}: {line}", flush=True)
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "hark.cli", *args], check=True)
+        dt = round(time.perf_counter() - t0, 1)
+        print(f"== {what}: {dt} s", flush=True)
+        log.append({"step": what, "command": line, "seconds": dt})
+    if install:
+        from live.model import bundled_dir
+        from models.demo import write_demo
+
+        dest = bundled_dir()
+        dest.mkdir(parents=True, exist_ok=True)
+        for name in ("commands", "commands-cnn", "sounds"):
+            for ext in (".onnx", ".json"):
+                shutil.copy2(work / name / f"{name}{ext}", dest / f"{name}{ext}")
+        write_demo(dest / "demo.wav")
+        print(f"installed into {dest}")
+    (work / "bundle_log.json").write_text(json.dumps(log, indent=1) + "\n")
+    return log
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    p.add_argument("--work", type=Path, default=Path("out/bundle"))
+    p.add_argument("--install", action="store_true", help="copy the results to models/bundled/")
+    p.add_argument("--only", nargs="*", default=None, help="run only steps naming these words")
+    args = p.parse_args(argv)
+    run(args.work, args.install, set(args.only) if args.only else None)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,310 @@
+"""`hark train`, `hark eval`, `hark synth`: models from synthetic data, and their scores.
+
+Nothing heavy is imported here: TensorFlow loads only when `hark train` runs, and `hark eval`
+never needs it (it scores the exported ONNX model through the live engine).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from live.errors import HarkError
+
+TRAIN_EXAMPLES = """\
+examples:
+  hark train --arch rnn --synth 400 --seed 1 --out out/commands
+        the default `commands` model: per-frame LSTM on 16 kHz log-mel, words among fillers
+  hark train --arch cnn --synth 400 --seed 1 --out out/commands-cnn
+        the Kaggle light-weight CNN on the 8 kHz log-spectrogram, 12 classes, 1 s windows
+  hark train --arch rnn --task sounds --synth 600 --seed 1 --out out/sounds
+        per-frame multi-label clap / whistle / beep / knock / speech
+  hark train --arch wave1d --data ~/speech_commands --epochs 20 --out out/wave1d
+        a real Speech Commands folder (testing_list.txt / validation_list.txt are honoured)
+  hark train --arch rnn --synth 100 --set units=[128] --set cell=gru --out out/gru
+        config fields of the architecture (see models/architectures.py)
+then: hark replay --model OUT/NAME.onnx talk.wav
+"""
+
+EVAL_EXAMPLES = """\
+examples:
+  hark eval --model commands-cnn --data data/flite
+        12-class accuracy, per-class P/R/F1, confusion matrix on a Speech Commands folder
+  hark eval --model commands --audio talk.wav --annotations talk.tsv --json res.json
+        replay through the live engine; event-based P/R/F1 (sed_eval collars), flips/min
+  hark eval --model sounds --audio out/sounds/eval/test-sounds-10db
+        every X.wav with an X.tsv beside it in a folder
+"""
+
+SYNTH_EXAMPLES = """\
+examples:
+  hark synth tree data/espeak --n-per-word 400 --seed 1       espeak-ng Speech Commands tree
+  hark synth tree data/flite --engine flite --n-per-word 60 --all-test   held out
+  hark synth speech eval/words --tree data/espeak --n 20       test-split word streams + truth
+  hark synth speech eval/fillers --tree data/espeak --unknown-only
+  hark synth sounds eval/sounds-10db --n 40 --snr 10 10        sound-event streams + truth
+  hark synth demo models/bundled/demo.wav                      the bundled demo recording
+"""
+
+
+def register(subparsers: Any) -> None:
+    """Add train, eval and synth to the `hark` command."""
+    fmt = argparse.RawDescriptionHelpFormatter
+    t = subparsers.add_parser(
+        "train",
+        help="train an architecture on synthetic or given data, export it to ONNX",
+        description="Train a Keras model (early stopping on validation loss, seeded), export it "
+        "to OUT/NAME.onnx + OUT/NAME.json, tune its smoothing on validation data and score it on "
+        "held-out test data (reports in OUT/report/).",
+        epilog=TRAIN_EXAMPLES,
+        formatter_class=fmt,
+    )
+    t.add_argument("--arch", required=True,
+                   choices=("cnn", "rnn", "wave1d", "fusion", "wavception"),
+                   help="cnn: 2-D CNN on 99x81 8 kHz spectrograms; rnn: per-frame LSTM/GRU; "
+                   "wave1d: 1-D CNN on raw 16 kHz audio; fusion: CNN + LSTM; wavception: "
+                   "1-D Inception")
+    t.add_argument("--task", choices=("commands", "sounds"), default="commands",
+                   help="commands: 10 words + silence + unknown (default); sounds: multi-label "
+                   "sound events (rnn only)")
+    src = t.add_mutually_exclusive_group(required=True)
+    src.add_argument("--data", type=Path, metavar="DIR",
+                     help="a Speech Commands folder (sounds: a folder of X.wav + X.tsv streams)")
+    src.add_argument("--synth", type=int, metavar="N",
+                     help="synthesise: N espeak-ng clips per command word (sounds: N streams "
+                     "per epoch)")
+    t.add_argument("--epochs", type=int, default=30, help="maximum epochs (default 30)")
+    t.add_argument("--seed", type=int, default=0, help="seed of data, weights and order")
+    t.add_argument("--out", type=Path, default=None, help="output folder (default out/NAME)")
+    t.add_argument("--name", default=None, help="model name (default: commands, sounds, "
+                   "commands-cnn, commands-ARCH)")
+    t.add_argument("--batch-size", type=int, default=32)
+    t.add_argument("--patience", type=int, default=5, help="early-stopping patience (epochs)")
+    t.add_argument("--lr", type=float, default=1e-3, help="initial Adam learning rate")
+    t.add_argument("--threads", type=int, default=2, help="TensorFlow intra-op threads")
+    t.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                   help="architecture config field (JSON value), e.g. units=[128,64]")
+    t.add_argument("--seq-frames", type=int, default=500, help="rnn: frames per training crop")
+    t.add_argument("--target-delay-ms", type=float, default=50.0,
+                   help="rnn commands: word targets start/end this much after the word")
+    t.add_argument("--target-tail-ms", type=float, default=100.0,
+                   help="rnn commands: word targets last this much longer after the word")
+    t.add_argument("--onset-crops", type=float, default=0.5,
+                   help="rnn commands: fraction of training crops that start at a word onset")
+    t.add_argument("--no-spec-augment", action="store_true",
+                   help="rnn: no level jitter / frequency masks on the training crops")
+    t.add_argument("--streams-per-epoch", type=int, default=None)
+    t.add_argument("--val-streams", type=int, default=24)
+    t.add_argument("--test-streams", type=int, default=20)
+    t.add_argument("--test-stream-s", type=float, default=60.0)
+    t.add_argument("--no-tune", action="store_true",
+                   help="keep the default smoothing (no validation streams, no stream test)")
+    t.set_defaults(func=run_train)
+
+    e = subparsers.add_parser(
+        "eval",
+        help="score a model on clips (accuracy) or on recordings with truth (event F1)",
+        description="Score an exported model (bundled name or .onnx path) through the live "
+        "engine. --data: clip accuracy on a Speech Commands folder (testing_list.txt when "
+        "present, else every clip). --audio/--annotations: event-based precision, recall, F1 "
+        "(onset collar 200 ms, offset collar max(200 ms, 50%% of the event), labels must match) "
+        "and label flips per minute.",
+        epilog=EVAL_EXAMPLES,
+        formatter_class=fmt,
+    )
+    e.add_argument("--model", default="commands", metavar="NAME|PATH",
+                   help="bundled model name or path to a .onnx (default: commands)")
+    what = e.add_mutually_exclusive_group(required=True)
+    what.add_argument("--data", type=Path, metavar="DIR", help="Speech Commands folder")
+    what.add_argument("--audio", nargs="+", metavar="FILE|DIR",
+                      help="recordings (or folders of X.wav + X.tsv)")
+    e.add_argument("--annotations", nargs="+", metavar="FILE.tsv",
+                   help="DCASE truth per recording (default: X.tsv beside X.wav)")
+    e.add_argument("--vad", choices=("on", "off"), default=None,
+                   help="force the speech gate (default: as the card says)")
+    e.add_argument("--json", type=Path, metavar="OUT", help="write all figures as JSON")
+    e.add_argument("--write-card", metavar="KEY", default=None,
+                   help="also store the figures in the model card's evaluation[KEY]")
+    e.add_argument("--seed", type=int, default=0, help="seed of the silence clips cut from noise")
+    e.set_defaults(func=run_eval)
+
+    s = subparsers.add_parser(
+        "synth",
+        help="write synthetic data sets (speech trees, word streams, sound streams, demo)",
+        description="Write seeded synthetic data to disk for training and evaluation.",
+        epilog=SYNTH_EXAMPLES,
+        formatter_class=fmt,
+    )
+    ss = s.add_subparsers(dest="what", metavar="WHAT", required=True)
+    tree = ss.add_parser("tree", help="a Speech Commands tree (speaker-disjoint splits)")
+    tree.add_argument("out", type=Path)
+    tree.add_argument("--n-per-word", type=int, default=100)
+    tree.add_argument("--engine", choices=("espeak", "flite"), default="espeak")
+    tree.add_argument("--seed", type=int, default=0)
+    tree.add_argument("--workers", type=int, default=2)
+    tree.add_argument("--all-test", action="store_true",
+                      help="list every clip as test data (a synthesizer held out of training)")
+    sp = ss.add_parser("speech", help="word streams (X.wav + X.tsv) from one split of a tree")
+    sp.add_argument("out", type=Path)
+    sp.add_argument("--tree", type=Path, required=True)
+    sp.add_argument("--split", choices=("train", "validation", "test"), default="test")
+    sp.add_argument("--n", type=int, default=20)
+    sp.add_argument("--seconds", type=float, default=60.0)
+    sp.add_argument("--unknown-only", action="store_true",
+                    help="only unknown words (nothing a command model should report)")
+    sp.add_argument("--snr", type=float, nargs=2, default=(5.0, 30.0), metavar=("LO", "HI"))
+    sp.add_argument("--seed", type=int, default=0)
+    so = ss.add_parser("sounds", help="sound-event streams (X.wav + X.tsv)")
+    so.add_argument("out", type=Path)
+    so.add_argument("--n", type=int, default=40)
+    so.add_argument("--seconds", type=float, default=10.0)
+    so.add_argument("--snr", type=float, nargs=2, default=(10.0, 10.0), metavar=("LO", "HI"))
+    so.add_argument("--seed", type=int, default=0)
+    de = ss.add_parser("demo", help="the demo recording (words and sounds) + its truth tsv")
+    de.add_argument("out", type=Path, help="path of the .wav (the .tsv goes beside it)")
+    de.add_argument("--seed", type=int, default=0)
+    s.set_defaults(func=run_synth)
+
+
+def _parse_sets(items: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise HarkError(f"--set takes FIELD=VALUE, not {item!r}")
+        key, value = (x.strip() for x in item.split("=", 1))
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value  # a bare word such as lstm / gru
+    return out
+
+
+def run_train(args: argparse.Namespace) -> int:
+    """The `hark train` command."""
+    from models.training import TrainOptions, train
+
+    opts = TrainOptions(
+        arch=args.arch,
+        out=Path("."),  # replaced below once the name is known
+        task=args.task,
+        data=args.data,
+        synth=args.synth,
+        epochs=args.epochs,
+        seed=args.seed,
+        name=args.name,
+        batch_size=args.batch_size,
+        patience=args.patience,
+        learning_rate=args.lr,
+        threads=args.threads,
+        seq_frames=args.seq_frames,
+        target_delay_ms=args.target_delay_ms,
+        target_tail_ms=args.target_tail_ms,
+        onset_crops=args.onset_crops,
+        spec_augment=not args.no_spec_augment,
+        streams_per_epoch=args.streams_per_epoch,
+        val_streams=args.val_streams,
+        test_streams=args.test_streams,
+        test_stream_s=args.test_stream_s,
+        tune=not args.no_tune,
+        overrides=_parse_sets(args.set),
+    )
+    import dataclasses
+
+    opts = dataclasses.replace(opts, out=args.out or Path("out") / opts.model_name)
+    if args.data is not None and not args.data.is_dir():
+        raise HarkError(f"--data {args.data}: no such folder")
+    try:
+        train(opts, log=lambda m: print(m, flush=True))
+    except (ValueError, FileExistsError, FileNotFoundError) as e:
+        raise HarkError(str(e)) from None
+    return 0
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    """The `hark eval` command."""
+    from live.model import OnnxModel
+    from models.evaluation import evaluate_clips, evaluate_streams, stream_pairs
+    from models.reports import format_events, write_json
+
+    model = OnnxModel.load(args.model)
+    vad = None if args.vad is None else args.vad == "on"
+    try:
+        if args.data is not None:
+            if not args.data.is_dir():
+                raise HarkError(f"--data {args.data}: no such folder")
+            res = evaluate_clips(model, args.data, seed=args.seed)
+            print(f"{model.name} on {args.data} ({res.split} clips)")
+            print(res.report.format())
+            result = res.to_json()
+        else:
+            if args.annotations is None and any(Path(a).is_file() for a in args.audio):
+                missing = [a for a in args.audio
+                           if Path(a).is_file() and not Path(a).with_suffix(".tsv").is_file()]
+                if missing:
+                    raise HarkError(f"no truth for {missing[0]}: give --annotations FILE.tsv")
+            pairs = stream_pairs(args.audio, args.annotations)
+            if not pairs:
+                raise HarkError("no recordings with truth found")
+            for a, t in pairs:
+                if not Path(a).is_file():
+                    raise HarkError(f"{a}: no such file")
+                if not Path(t).is_file():
+                    raise HarkError(f"{t}: no such file")
+            ev = evaluate_streams(model, pairs, vad=vad)
+            result = ev.to_json()
+            print(f"{model.name} on {len(pairs)} recording(s)")
+            print(format_events(result))
+    except (ValueError, FileNotFoundError) as e:
+        raise HarkError(str(e)) from None
+    result = {"model": model.name, "model_path": str(model.path), **result}
+    if args.json is not None:
+        write_json(args.json, result)
+    if args.write_card:
+        _write_card(model.path, args.write_card, result)
+    return 0
+
+
+def _write_card(onnx_path: Path, key: str, result: dict[str, Any]) -> None:
+    import dataclasses
+
+    from live.card import load_card
+
+    card_path = onnx_path.with_suffix(".json")
+    card = load_card(card_path)
+    brief = {k: v for k, v in result.items() if k not in ("per_file", "confusion", "labels")}
+    ev = dict(card.evaluation)
+    ev[key] = brief
+    dataclasses.replace(card, evaluation=ev).save(card_path)
+    print(f"stored as evaluation[{key!r}] in {card_path}", file=sys.stderr)
+
+
+def run_synth(args: argparse.Namespace) -> int:
+    """The `hark synth` command."""
+    from models import synth
+
+    try:
+        if args.what == "tree":
+            root = synth.ensure_tree(args.out, args.n_per_word, seed=args.seed,
+                                     engine=args.engine, workers=args.workers,
+                                     all_test=args.all_test)
+            print(f"Speech Commands tree in {root}")
+        elif args.what == "speech":
+            files = synth.write_speech_streams(
+                args.tree, args.out, args.n, split=args.split, duration_s=args.seconds,
+                seed=args.seed, unknown_only=args.unknown_only, snr_db_range=tuple(args.snr))
+            print(f"{len(files)} streams in {args.out}")
+        elif args.what == "sounds":
+            files = synth.write_sound_streams(args.out, args.n, seed=args.seed,
+                                              duration_s=args.seconds, snr_db=tuple(args.snr))
+            print(f"{len(files)} streams in {args.out}")
+        else:
+            from models.demo import write_demo
+
+            wav, tsv = write_demo(args.out, seed=args.seed)
+            print(f"demo recording {wav} with truth {tsv}")
+    except (ValueError, FileExistsError, FileNotFoundError, RuntimeError) as e:
+        raise HarkError(str(e)) from None
+    return 0

@@ -1,0 +1,558 @@
+"""`hark train`: build an architecture, train it on synthetic (or given) data, export, evaluate.
+
+Two recipes:
+- clip models (cnn, wave1d, fusion, wavception): 12-class Speech Commands clips, re-augmented
+  every epoch (shift, coloured/recorded noise, gain), sqrt-balanced class weights;
+- per-frame models (rnn): long streams with frame targets, fresh streams every epoch, random
+  crops that start from a zero state. task "commands": words among unknown words and noise,
+  softmax over the 10 words + _silence_ + _unknown_; task "sounds": clap/whistle/beep/knock/
+  speech, independent sigmoids.
+Both stop early on validation loss (best weights restored), are seeded (numpy, Python, Keras,
+TF op determinism), export through models.exporting, tune the card's smoothing on validation
+streams, and score the exported ONNX model on held-out test data with the code `hark eval` uses.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from live.card import SmoothingSpec, VadSpec
+from live.features import n_frames_for
+from models import architectures as A
+from models.datasets import (
+    COMMAND_FRAME_LABELS,
+    SOUND_LABELS,
+    arch_frontend,
+    augmenter,
+    clip_features,
+    crops,
+    fit_normalization,
+    load_clips,
+    model_inputs,
+    only_unknown,
+    read_streams,
+    sound_streams,
+    spec_augment,
+    speech_pool,
+    speech_streams,
+    stream_frames,
+)
+from models.synth import ensure_tree
+
+Log = Callable[[str], None]
+TASKS = ("commands", "sounds")
+ARCHS = tuple(A.ARCH_CONFIGS)
+DEFAULT_SMOOTHING = SmoothingSpec(median_frames=5, threshold_on=0.5, threshold_off=0.35,
+                                  min_on_ms=60.0, min_off_ms=100.0)
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """What `hark train` was asked for (see `hark train --help`)."""
+
+    arch: str
+    out: Path
+    task: str = "commands"
+    data: Path | None = None
+    synth: int | None = None
+    epochs: int = 30
+    seed: int = 0
+    name: str | None = None
+    batch_size: int = 32
+    patience: int = 5
+    learning_rate: float = 1e-3
+    threads: int = 2
+    seq_frames: int = 500
+    target_delay_ms: float = 50.0
+    target_tail_ms: float = 100.0
+    onset_crops: float = 0.5
+    spec_augment: bool = True
+    streams_per_epoch: int | None = None
+    val_streams: int = 24
+    test_streams: int = 20
+    test_stream_s: float = 60.0
+    tune: bool = True
+    overrides: dict[str, Any] = field(default_factory=dict)
+    verbose: int | None = None
+
+    @property
+    def model_name(self) -> str:
+        """NAME of OUT/NAME.onnx: commands / sounds / commands-cnn / commands-ARCH."""
+        if self.name:
+            return self.name
+        if self.arch == "rnn":
+            return self.task
+        return "commands-cnn" if self.arch == "cnn" else f"commands-{self.arch}"
+
+
+@dataclass
+class TrainResult:
+    """Where the model went and what it scored."""
+
+    onnx_path: Path
+    history: list[dict[str, float]]
+    evaluation: dict[str, Any]
+    seconds: float
+
+
+def setup_tensorflow(seed: int, threads: int) -> Any:
+    """Quiet TF, pin its thread pools, seed every generator, ask for deterministic ops."""
+    from export.loading import require_toolchain
+
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"  # tf.data's C++ warnings on every fit
+    require_toolchain()
+    import keras
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:
+        pass  # already initialised in this process (tests): keep its pools
+    keras.utils.set_random_seed(seed)
+    with contextlib.suppress(AttributeError, RuntimeError):
+        tf.config.experimental.enable_op_determinism()
+    return keras
+
+
+def make_config(arch: str, overrides: dict[str, Any], **fixed: Any) -> Any:
+    """The arch's config dataclass with `fixed` fields, then user overrides (lists -> tuples)."""
+    cls = A.ARCH_CONFIGS[arch]
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(overrides) - names
+    if unknown:
+        raise ValueError(
+            f"unknown {arch} config field(s) {sorted(unknown)}; fields: {sorted(names)}"
+        )
+    values = {k: v for k, v in fixed.items() if k in names}
+    values.update({k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()})
+    return cls(**values)
+
+
+def fit(
+    model: Any,
+    make_train: Callable[[int], tuple[Any, Any, Any]],
+    val: tuple[Any, Any],
+    opts: TrainOptions,
+    log: Log,
+) -> list[dict[str, float]]:
+    """Epoch loop with fresh training data per epoch; the best weights are kept.
+
+    The learning rate halves after every 2 epochs without a better validation loss; training
+    stops after `patience` such epochs.
+    """
+    verbose = opts.verbose if opts.verbose is not None else (1 if sys.stdout.isatty() else 2)
+    best, best_weights, wait = math.inf, model.get_weights(), 0
+    lr = opts.learning_rate
+    history: list[dict[str, float]] = []
+    for epoch in range(opts.epochs):
+        t0 = time.perf_counter()
+        x, y, w = make_train(epoch)
+        t_data = time.perf_counter() - t0
+        model.optimizer.learning_rate.assign(lr)
+        h = model.fit(x, y, sample_weight=w, batch_size=opts.batch_size, epochs=1,
+                      validation_data=val, shuffle=True, verbose=verbose)
+        rec = {k: float(v[-1]) for k, v in h.history.items()}
+        rec.update(epoch=epoch + 1, lr=lr, seconds=round(time.perf_counter() - t0, 1),
+                   data_seconds=round(t_data, 1))
+        history.append(rec)
+        improved = rec["val_loss"] < best - 1e-4
+        if improved:
+            best, best_weights, wait = rec["val_loss"], model.get_weights(), 0
+        else:
+            wait += 1
+            if wait % 2 == 0:
+                lr *= 0.5
+        log(f"epoch {epoch + 1}/{opts.epochs}: loss {rec['loss']:.4f} val_loss "
+            f"{rec['val_loss']:.4f}{' (best)' if improved else ''}  "
+            + "  ".join(f"{k} {v:.4f}" for k, v in rec.items() if "acc" in k)
+            + f"  [{rec['seconds']:.0f} s]")
+        if wait >= opts.patience:
+            log(f"early stop: no val_loss improvement for {opts.patience} epochs")
+            break
+    model.set_weights(best_weights)
+    return history
+
+
+def _resolve_tree(opts: TrainOptions, log: Log) -> Path:
+    if opts.data is not None:
+        return opts.data
+    if not opts.synth:
+        raise ValueError("give --data DIR or --synth N")
+    root = opts.out / "data" / f"espeak-n{opts.synth}-s{opts.seed}"
+    log(f"synthesising a Speech Commands tree ({opts.synth} clips per word, espeak-ng) in {root}")
+    t0 = time.perf_counter()
+    ensure_tree(root, opts.synth, seed=opts.seed)
+    log(f"tree ready in {time.perf_counter() - t0:.0f} s")
+    return root
+
+
+def _sqrt_balanced(y: np.ndarray, n_classes: int) -> np.ndarray:
+    counts = np.bincount(y, minlength=n_classes).astype(np.float64)
+    w = np.sqrt(counts.sum() / (n_classes * np.maximum(counts, 1)))
+    return (w / w[y].mean())[y].astype(np.float32)
+
+
+def train(opts: TrainOptions, log: Log = print) -> TrainResult:
+    """Run one training job end to end; see the module docstring."""
+    if opts.arch not in ARCHS:
+        raise ValueError(f"unknown arch {opts.arch!r} (known: {', '.join(ARCHS)})")
+    if opts.task not in TASKS:
+        raise ValueError(f"unknown task {opts.task!r} (known: {', '.join(TASKS)})")
+    if opts.task == "sounds" and opts.arch != "rnn":
+        raise ValueError("the sounds task (per-frame multi-label events) needs --arch rnn")
+    t_start = time.perf_counter()
+    opts.out.mkdir(parents=True, exist_ok=True)
+    keras = setup_tensorflow(opts.seed, opts.threads)
+    if opts.arch == "rnn":
+        result = _train_frames(opts, keras, log)
+    else:
+        result = _train_clips(opts, keras, log)
+    result.seconds = round(time.perf_counter() - t_start, 1)
+    _finish(opts, result, log)
+    return result
+
+
+# ---- clip models -----------------------------------------------------------------------------
+def _train_clips(opts: TrainOptions, keras: Any, log: Log) -> TrainResult:
+    from models.exporting import ExportRequest, export_model
+
+    spec, sr = arch_frontend(opts.arch)
+    tree = _resolve_tree(opts, log)
+    data = load_clips(tree, sr, 1.0, seed=opts.seed)
+    labels = data.labels
+    tr, va = data.splits["train"], data.splits["validation"]
+    log(f"clips: train {len(tr.y)}, validation {len(va.y)}, test {len(data.splits['test'].y)} "
+        f"at {sr} Hz; labels {', '.join(labels)}")
+    bank = tuple(n[: int(0.8 * n.size)] for n in data.noise)  # the training region only
+    aug = augmenter(sr, bank)
+    norm = None
+    if spec.kind != "raw":
+        first = clip_features(aug.batch(tr.audio, np.random.default_rng([opts.seed, 0])), spec, sr)
+        norm = fit_normalization(first)
+    val_audio = aug.batch(va.audio, np.random.default_rng([opts.seed, 99]))
+    val_x = model_inputs(opts.arch, clip_features(val_audio, spec, sr, norm))
+    weights = _sqrt_balanced(tr.y, len(labels))
+
+    def make_train(epoch: int) -> tuple[Any, Any, Any]:
+        rng = np.random.default_rng([opts.seed, 1, epoch])
+        feats = clip_features(aug.batch(tr.audio, rng), spec, sr, norm)
+        return model_inputs(opts.arch, feats), tr.y, weights
+
+    fixed: dict[str, Any] = {"n_samples": sr}
+    if spec.kind != "raw":
+        fixed.update(n_frames=n_frames_for(sr, spec, sr), n_bins=spec.n_bins(sr))
+    cfg = make_config(opts.arch, opts.overrides, **fixed)
+    built = A.build(opts.arch, cfg, len(labels), seed=opts.seed)
+    built.model.compile(keras.optimizers.Adam(opts.learning_rate),
+                        "sparse_categorical_crossentropy", metrics=["accuracy"])
+    log(f"{opts.arch}: {built.model.count_params()} parameters; config {cfg}")
+    history = fit(built.model, make_train, (val_x, va.y), opts, log)
+    req = ExportRequest(
+        name=opts.model_name,
+        labels=labels,
+        sample_rate=sr,
+        frontend=spec,
+        normalization=norm,
+        ignore_labels=("_silence_", "_unknown_"),
+        smoothing=replace_smoothing(DEFAULT_SMOOTHING, median_frames=3, min_on_ms=0.0,
+                                    min_off_ms=100.0),
+        vad=VadSpec(enabled=True),
+        window_s=1.0,
+        stride_s=0.1,
+        provenance=_provenance(opts, cfg, tree),
+    )
+    onnx_path = export_model(built, req, opts.out)
+    log(f"exported {onnx_path}")
+    evaluation = _evaluate_clip_model(opts, onnx_path, tree, data, log)
+    return TrainResult(onnx_path, history, evaluation, 0.0)
+
+
+def replace_smoothing(spec: SmoothingSpec, **changes: Any) -> SmoothingSpec:
+    """dataclasses.replace for a SmoothingSpec (named for readability at call sites)."""
+    return dataclasses.replace(spec, **changes)
+
+
+def _evaluate_clip_model(
+    opts: TrainOptions, onnx_path: Path, tree: Path, data: Any, log: Log
+) -> dict[str, Any]:
+    from live.model import OnnxModel
+    from models.evaluation import evaluate_clips
+    from models.reports import write_classification
+
+    model = OnnxModel.load(onnx_path)
+    evaluation: dict[str, Any] = {}
+    if opts.tune:
+        streams_dir = opts.out / "eval"
+        pos, neg = _speech_val_streams(opts, model.card.sample_rate, data, log)
+        _tune_into_card(model, onnx_path, pos, neg, log)
+        model = OnnxModel.load(onnx_path)
+        evaluation["test_streams"] = _speech_stream_eval(opts, model, tree, streams_dir, log)
+    res = evaluate_clips(model, tree, seed=opts.seed)
+    write_classification(res.report, opts.out / "report" / "test_clips",
+                         f"{opts.model_name} on {tree} ({res.split})")
+    log(res.report.format())
+    evaluation["test_clips"] = {"accuracy": round(res.report.accuracy, 4), "n": res.report.n,
+                                "macro_f1": round(res.report.macro_f1, 4), "data": str(tree)}
+    return evaluation
+
+
+# ---- per-frame models --------------------------------------------------------------------------
+def _train_frames(opts: TrainOptions, keras: Any, log: Log) -> TrainResult:
+    from models.exporting import ExportRequest, export_model
+
+    spec, sr = arch_frontend("rnn")
+    multilabel = opts.task == "sounds"
+    labels = SOUND_LABELS if multilabel else COMMAND_FRAME_LABELS
+    delay = 0.0 if multilabel else opts.target_delay_ms / 1000.0
+    tail = 0.0 if multilabel else opts.target_tail_ms / 1000.0
+    at_onset = 0.0 if multilabel else opts.onset_crops
+    tree: Path | None = None
+    data = None
+    if multilabel:
+        if opts.data is not None:
+            given = read_streams(opts.data)
+            if len(given) < 3:
+                raise ValueError(f"{opts.data}: need at least 3 wav+tsv streams")
+            n_val = max(1, len(given) // 10)
+            train_given, val_given = given[: -2 * n_val], given[-2 * n_val : -n_val]
+            per_epoch = opts.streams_per_epoch or len(train_given)
+
+            def train_streams(epoch: int) -> list[Any]:
+                rng = np.random.default_rng([opts.seed, 1, epoch])
+                return [train_given[i] for i in rng.permutation(len(train_given))[:per_epoch]]
+
+            val_list = val_given
+        else:
+            per_epoch = opts.streams_per_epoch or (opts.synth or 400)
+
+            def train_streams(epoch: int) -> list[Any]:
+                return sound_streams(per_epoch, seed=_sub(opts.seed, 1, epoch))
+
+            val_list = sound_streams(opts.val_streams, seed=_sub(opts.seed, 2, 0))
+    else:
+        tree = _resolve_tree(opts, log)
+        data = load_clips(tree, sr, 1.0, seed=opts.seed)
+        pool = speech_pool(data, "train")
+        val_pool = speech_pool(data, "validation")
+        per_epoch = opts.streams_per_epoch or max(4, math.ceil(1.5 * len(pool) / 28))
+        log(f"word pool: train {len(pool)} clips ({len(only_unknown(pool))} unknown), validation "
+            f"{len(val_pool)}; {per_epoch} streams of 30 s per epoch")
+
+        def train_streams(epoch: int) -> list[Any]:
+            return speech_streams(pool, per_epoch, seed=_sub(opts.seed, 1, epoch))
+
+        n_val = max(2, opts.val_streams // 2)
+        val_list = speech_streams(val_pool, n_val, seed=_sub(opts.seed, 2, 0))
+
+    first = train_streams(0)
+    norm = fit_normalization(np.concatenate(
+        stream_frames(first[:50], labels, multilabel, spec, sr).feats))
+    val_set = stream_frames(val_list, labels, multilabel, spec, sr, norm, delay, tail_s=tail)
+    val_x, val_y = crops(val_set, min(3000, max(len(f) for f in val_set.feats)),
+                         np.random.default_rng(0), per_stream=1)
+
+    def make_train(epoch: int) -> tuple[Any, Any, Any]:
+        streams = first if epoch == 0 else train_streams(epoch)
+        fs = stream_frames(streams, labels, multilabel, spec, sr, norm, delay, tail_s=tail)
+        rng = np.random.default_rng([opts.seed, 3, epoch])
+        x, y = crops(fs, opts.seq_frames, rng, at_onset=at_onset)
+        if opts.spec_augment:
+            x = spec_augment(x, rng, norm)
+        return x, y, None
+
+    cfg = make_config("rnn", opts.overrides, n_bins=spec.n_bins(sr),
+                      task=A.MULTILABEL if multilabel else A.MULTICLASS)
+    built = A.build("rnn", cfg, len(labels), seed=opts.seed)
+    loss = "binary_crossentropy" if multilabel else "sparse_categorical_crossentropy"
+    metric = keras.metrics.BinaryAccuracy(name="frame_acc") if multilabel else \
+        keras.metrics.SparseCategoricalAccuracy(name="frame_acc")
+    built.model.compile(keras.optimizers.Adam(opts.learning_rate), loss, metrics=[metric])
+    log(f"rnn ({opts.task}): {built.model.count_params()} parameters; config {cfg}")
+    history = fit(built.model, make_train, (val_x, val_y), opts, log)
+    req = ExportRequest(
+        name=opts.model_name,
+        labels=labels,
+        sample_rate=sr,
+        frontend=spec,
+        normalization=norm,
+        ignore_labels=() if multilabel else ("_silence_", "_unknown_"),
+        smoothing=DEFAULT_SMOOTHING,
+        vad=VadSpec(enabled=not multilabel),
+        provenance={**_provenance(opts, cfg, tree), "target_delay_ms": 1000 * delay,
+                    "target_tail_ms": 1000 * tail, "onset_crops": at_onset,
+                    "spec_augment": opts.spec_augment},
+    )
+    onnx_path = export_model(built, req, opts.out)
+    log(f"exported {onnx_path}")
+    if multilabel:
+        evaluation = _evaluate_sounds(opts, onnx_path, val_list, log)
+    else:
+        evaluation = _evaluate_commands(opts, onnx_path, tree, data, log)  # type: ignore[arg-type]
+    return TrainResult(onnx_path, history, evaluation, 0.0)
+
+
+def _sub(seed: int, kind: int, index: int) -> int:
+    """A derived integer seed: distinct for every (seed, kind, index)."""
+    return int(np.random.default_rng([seed, kind, index]).integers(2**31))
+
+
+def _speech_val_streams(opts: TrainOptions, sr: int, data: Any, log: Log) -> tuple[list, list]:
+    """Validation streams at the model rate: ([(audio, truth)], [audio of unknown words only])."""
+    from models.synth import command_truth
+
+    if data.sample_rate != 16000:  # streams are built at 16 kHz (the CNN's clips are at 8 kHz)
+        data = load_clips(data.source.root, 16000, 1.0, seed=opts.seed, splits=("validation",))
+    val_pool = speech_pool(data, "validation")
+    pos_streams = speech_streams(val_pool, opts.val_streams, seed=_sub(opts.seed, 4, 0))
+    unknown = only_unknown(val_pool)
+    n_neg = max(2, opts.val_streams // 2)
+    neg_streams = speech_streams(unknown, n_neg, seed=_sub(opts.seed, 5, 0)) if unknown else []
+    pos = [(_at_rate(s.audio, sr), command_truth(s).events) for s in pos_streams]
+    neg = [_at_rate(s.audio, sr) for s in neg_streams]
+    log(f"validation streams for VAD and smoothing: {len(pos)} with words, {len(neg)} "
+        "unknown-only")
+    return pos, neg
+
+
+def _at_rate(audio: np.ndarray, sr: int) -> np.ndarray:
+    from models.data.audio import resample
+
+    return audio if sr == 16000 else resample(audio, 16000, sr)
+
+
+def _tune_into_card(model: Any, onnx_path: Path, pos: list, neg: list, log: Log) -> None:
+    """Choose VAD settings (gated models) and smoothing on validation; write them to the card."""
+    from live.card import load_card
+    from models.tuning import tune_with_vad
+
+    vad, spec, figs = tune_with_vad(model, pos, neg, log=log)
+    card_path = onnx_path.with_suffix(".json")
+    card = load_card(card_path)
+    ev = dict(card.evaluation)
+    ev["validation_smoothing"] = figs
+    dataclasses.replace(card, smoothing=spec, vad=vad, evaluation=ev).save(card_path)
+    log(f"card defaults (tuned on validation): {vad}; {spec}; {figs}")
+
+
+def _speech_stream_eval(
+    opts: TrainOptions, model: Any, tree: Path, out: Path, log: Log
+) -> dict[str, Any]:
+    from models.evaluation import evaluate_streams, stream_pairs
+    from models.reports import format_events, write_json
+    from models.synth import write_speech_streams
+
+    res: dict[str, Any] = {}
+    for kind, unknown_only in (("words", False), ("unknown_only", True)):
+        d = out / f"test-{kind}"
+        if not d.is_dir():
+            write_speech_streams(tree, d, opts.test_streams, split="test",
+                                 duration_s=opts.test_stream_s,
+                                 seed=_sub(opts.seed, 6, int(unknown_only)),
+                                 unknown_only=unknown_only)
+        ev = evaluate_streams(model, stream_pairs([d], None)).to_json()
+        write_json(opts.out / "report" / f"test_streams_{kind}.json", ev)
+        log(f"test streams ({kind}, {d}):\n{format_events(ev)}")
+        res[kind] = {k: ev[k] for k in ("event_f1", "precision", "recall",
+                                        "false_events_per_minute", "flips_per_minute", "minutes")}
+    return res
+
+
+def _evaluate_commands(
+    opts: TrainOptions, onnx_path: Path, tree: Path, data: Any, log: Log
+) -> dict[str, Any]:
+    from live.model import OnnxModel
+
+    model = OnnxModel.load(onnx_path)
+    if opts.tune:
+        pos, neg = _speech_val_streams(opts, model.card.sample_rate, data, log)
+        _tune_into_card(model, onnx_path, pos, neg, log)
+        model = OnnxModel.load(onnx_path)
+    evaluation = {"test_streams": _speech_stream_eval(opts, model, tree, opts.out / "eval", log)}
+    from models.evaluation import evaluate_clips
+    from models.reports import write_classification
+
+    res = evaluate_clips(model, tree, seed=opts.seed)
+    write_classification(res.report, opts.out / "report" / "test_clips",
+                         f"{opts.model_name} on {tree} ({res.split}, clip decision)")
+    log(res.report.format())
+    evaluation["test_clips"] = {"accuracy": round(res.report.accuracy, 4), "n": res.report.n,
+                                "macro_f1": round(res.report.macro_f1, 4), "data": str(tree)}
+    return evaluation
+
+
+def _evaluate_sounds(
+    opts: TrainOptions, onnx_path: Path, val_list: list, log: Log
+) -> dict[str, Any]:
+    from live.model import OnnxModel
+    from models.evaluation import evaluate_streams, stream_pairs
+    from models.reports import format_events, write_json
+    from models.synth import write_sound_streams
+    model = OnnxModel.load(onnx_path)
+    if opts.tune:
+        _tune_into_card(model, onnx_path, [(s.audio, s.events) for s in val_list], [], log)
+        model = OnnxModel.load(onnx_path)
+    evaluation: dict[str, Any] = {}
+    for tag, snr in (("10db", (10.0, 10.0)), ("0-20db", (0.0, 20.0))):
+        d = opts.out / "eval" / f"test-sounds-{tag}"
+        if not d.is_dir():
+            write_sound_streams(d, opts.test_streams * 2, seed=_sub(opts.seed, 7, int(snr[0])),
+                                snr_db=snr)
+        ev = evaluate_streams(model, stream_pairs([d], None)).to_json()
+        write_json(opts.out / "report" / f"test_sounds_{tag}.json", ev)
+        log(f"test streams (sounds at {tag}, {d}):\n{format_events(ev)}")
+        evaluation[f"test_streams_{tag}"] = {
+            k: ev[k] for k in ("event_f1", "precision", "recall", "false_events_per_minute",
+                               "flips_per_minute", "minutes")}
+    return evaluation
+
+
+# ---- bookkeeping ---------------------------------------------------------------------------------
+def _provenance(opts: TrainOptions, cfg: Any, tree: Path | None) -> dict[str, Any]:
+    if tree is not None:
+        data = str(tree)
+    else:
+        data = f"streams in {opts.data}" if opts.data else f"synthetic streams ({opts.synth})"
+    return {
+        "trained_by": "hark train",
+        "arch": opts.arch,
+        "task": opts.task,
+        "config": {k: list(v) if isinstance(v, tuple) else v
+                   for k, v in dataclasses.asdict(cfg).items()},
+        "seed": opts.seed,
+        "data": data,
+        "synth_per_word": opts.synth,
+        "epochs_max": opts.epochs,
+    }
+
+
+def _finish(opts: TrainOptions, result: TrainResult, log: Log) -> None:
+    from live.card import load_card
+    from models.reports import write_json
+
+    card_path = result.onnx_path.with_suffix(".json")
+    card = load_card(card_path)
+    prov = dict(card.provenance)
+    prov.update(train_seconds=result.seconds, epochs_run=len(result.history),
+                best_val_loss=round(min(h["val_loss"] for h in result.history), 5))
+    ev = dict(card.evaluation)
+    ev.update(result.evaluation)
+    dataclasses.replace(card, provenance=prov, evaluation=ev).save(card_path)
+    write_json(opts.out / "report" / "history.json", {"history": result.history})
+    write_json(opts.out / "report" / "summary.json",
+               {"model": str(result.onnx_path), "train_seconds": result.seconds,
+                "evaluation": ev, "command": " ".join(sys.argv)})
+    size = result.onnx_path.stat().st_size
+    log(f"done in {result.seconds:.0f} s: {result.onnx_path} ({size / 1e6:.2f} MB); "
+        f"try: hark replay --model {result.onnx_path} FILE.wav")

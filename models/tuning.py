@@ -1,0 +1,177 @@
+"""Pick a card's smoothing defaults on validation streams (never on test data).
+
+The exported model runs once per validation stream through the live engine (the card's VAD, state
+resets and all) and its raw posteriors are kept; each candidate SmoothingSpec then only re-runs
+the smoother, which is cheap. The search is coordinate descent over a small grid, two passes.
+The objective is event F1 on streams with events, minus a penalty for false events per minute on
+streams that should give none (unknown words and noise), so that quiet rooms stay quiet.
+For gated models the VAD settings (aggressiveness, how long a silence resets the state) are
+chosen the same way: each candidate re-runs the model, then gets its own smoothing search.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from live.card import SmoothingSpec, VadSpec
+from live.engine import Engine, EngineOptions
+from live.model import OnnxModel
+from live.smoothing import Smoother
+from models.metrics import EventLike, EventScores
+
+# false events per minute (on streams that should give none) that cost nothing; above it each
+# one costs FA_PENALTY of F1: a quiet room staying quiet matters more than one more word found
+FA_FREE_PER_MIN = 0.5
+FA_PENALTY = 0.5
+
+
+@dataclass
+class Recorded:
+    """One validation stream's raw posteriors (as the engine produced them) and its truth."""
+
+    times: np.ndarray
+    posteriors: np.ndarray
+    duration_s: float
+    reference: list[Any]
+
+
+def with_vad(model: OnnxModel, vad: VadSpec) -> OnnxModel:
+    """The same session with other VAD settings in its card."""
+    return OnnxModel(model.path, replace(model.card, vad=vad), model.session, model.output)
+
+
+def record(
+    model: OnnxModel, audio: np.ndarray, reference: Sequence[EventLike], chunk: int = 1600
+) -> Recorded:
+    """Run one stream through the engine with the card's VAD; keep the raw posteriors."""
+    engine = Engine([model], EngineOptions(record=True, history=16))
+    for i in range(0, audio.size, chunk):
+        engine.feed(audio[i : i + chunk])
+    times, post = engine.recording(0)
+    known = set(model.card.event_labels)
+    ref = [e for e in reference if e.label in known]
+    return Recorded(times, post, engine.time_s, ref)
+
+
+def smooth_events(model: OnnxModel, rec: Recorded, spec: SmoothingSpec) -> list[Any]:
+    """The events a smoother with `spec` makes of recorded posteriors (as the engine would)."""
+    card = model.card
+    sm = Smoother(card.labels, spec, card.decision_hop_s(), task=card.task,
+                  ignore_labels=card.ignore_labels, history=4, model=card.name)
+    events = list(sm.update(rec.posteriors, float(rec.times[0]))) if len(rec.times) else []
+    events += sm.close(rec.duration_s)
+    return events
+
+
+def score(
+    model: OnnxModel,
+    spec: SmoothingSpec,
+    positives: Sequence[Recorded],
+    negatives: Sequence[Recorded] = (),
+) -> tuple[float, dict[str, float]]:
+    """(objective, figures) of one smoothing spec."""
+    pos = EventScores()
+    for rec in positives:
+        pos.add_file(rec.reference, smooth_events(model, rec, spec), rec.duration_s)
+    neg = EventScores()
+    for rec in negatives:
+        neg.add_file(rec.reference, smooth_events(model, rec, spec), rec.duration_s)
+    fa = neg.false_per_minute if negatives else 0.0
+    objective = pos.overall.f1 - FA_PENALTY * max(0.0, fa - FA_FREE_PER_MIN)
+    return objective, {"event_f1": pos.overall.f1, "false_per_min_negatives": fa,
+                       "false_per_min": pos.false_per_minute}
+
+
+def grid_for(hop_s: float) -> dict[str, list[Any]]:
+    """Candidate values per field; frame models (10 ms) and window models (100 ms) differ.
+
+    A high threshold_off with a long min_off suits detectors that dip between the parts of one
+    event (claps, beeps): the offset is where the last part ended, and dips are bridged.
+    """
+    if hop_s <= 0.02:
+        return {
+            "median_frames": [1, 5, 9, 15],
+            "threshold_on": [0.4, 0.5, 0.6, 0.7, 0.8, 0.9],
+            "threshold_off": [0.2, 0.3, 0.4, 0.5, 0.6, 0.7],
+            "min_on_ms": [40, 80, 120, 160, 220],
+            "min_off_ms": [50, 100, 200, 300, 400],
+        }
+    return {
+        "median_frames": [1, 3, 5],
+        "threshold_on": [0.4, 0.5, 0.6, 0.7, 0.8, 0.9],
+        "threshold_off": [0.2, 0.3, 0.4, 0.5, 0.6, 0.7],
+        "min_on_ms": [0, 100, 200, 300],
+        "min_off_ms": [0, 100, 200, 300],
+    }
+
+
+def tune(
+    model: OnnxModel,
+    positives: Sequence[Recorded],
+    negatives: Sequence[Recorded] = (),
+    start: SmoothingSpec | None = None,
+    passes: int = 2,
+    log: Any = None,
+) -> tuple[SmoothingSpec, dict[str, float]]:
+    """Coordinate descent over grid_for(hop): the best spec and its validation figures."""
+    spec = replace(start or model.card.smoothing, method="median")
+    best, figures = score(model, spec, positives, negatives)
+    grid = grid_for(model.card.decision_hop_s())
+    # the two thresholds move together (off <= on), the other fields one at a time
+    ons, offs = grid.pop("threshold_on"), grid.pop("threshold_off")
+    pairs = [{"threshold_on": on, "threshold_off": off} for on in ons for off in offs if off <= on]
+    steps: list[list[dict[str, Any]]] = [pairs]
+    steps += [[{f: v} for v in vals] for f, vals in grid.items()]
+    for _ in range(passes):
+        changed = False
+        for candidates in steps:
+            for change in candidates:
+                cand = replace(spec, **change)
+                obj, figs = score(model, cand, positives, negatives)
+                if obj > best + 1e-9:
+                    spec, best, figures, changed = cand, obj, figs, True
+        if log is not None:
+            log(f"smoothing: objective {best:.4f} with {spec}")
+        if not changed:
+            break
+    return spec, {k: round(v, 4) for k, v in figures.items()}
+
+
+VAD_CANDIDATES: tuple[dict[str, Any], ...] = (
+    {"mode": 1, "reset_after_ms": 500.0},
+    {"mode": 2, "reset_after_ms": 500.0},
+    {"mode": 3, "reset_after_ms": 500.0},
+    {"mode": 2, "reset_after_ms": 3000.0},
+)
+
+
+def tune_with_vad(
+    model: OnnxModel,
+    positives: Sequence[tuple[np.ndarray, Sequence[EventLike]]],
+    negatives: Sequence[np.ndarray] = (),
+    log: Any = None,
+) -> tuple[VadSpec, SmoothingSpec, dict[str, float]]:
+    """Pick VAD settings and smoothing together (gated models); (vad, smoothing, figures).
+
+    positives: (audio at the model rate, truth events); negatives: audio with nothing to find.
+    """
+    best: tuple[float, VadSpec, SmoothingSpec, dict[str, float]] | None = None
+    candidates = [replace(model.card.vad, **c) for c in VAD_CANDIDATES] if model.card.vad.enabled \
+        else [model.card.vad]
+    for vad in candidates:
+        m = with_vad(model, vad)
+        pos = [record(m, a, ref) for a, ref in positives]
+        neg = [record(m, a, []) for a in negatives]
+        spec, figs = tune(m, pos, neg, start=model.card.smoothing)
+        obj, _ = score(m, spec, pos, neg)
+        if log is not None:
+            log(f"vad mode {vad.mode} reset_after {vad.reset_after_ms:.0f} ms: objective "
+                f"{obj:.4f} {figs}")
+        if best is None or obj > best[0] + 1e-9:
+            best = (obj, vad, spec, figs)
+    assert best is not None
+    return best[1], best[2], best[3]

@@ -1,0 +1,111 @@
+"""Tiny end-to-end runs: every architecture trains one epoch on a few dozen synthetic clips,
+exports through export.convert, and its ONNX model replays through the live engine."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytestmark = [pytest.mark.tf, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def tiny_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from models.synth import ensure_tree
+
+    # 3 clips per command word (one per split), 2 per unknown word: 90 clips, ~1 s to make
+    return ensure_tree(tmp_path_factory.mktemp("tree") / "espeak", 3, seed=5)
+
+
+@pytest.fixture(scope="module")
+def stream(tmp_path_factory: pytest.TempPathFactory, tiny_tree: Path) -> Path:
+    from models.synth import write_speech_streams
+
+    d = tmp_path_factory.mktemp("stream")
+    return write_speech_streams(tiny_tree, d, 1, split="train", duration_s=6.0, seed=3)[0]
+
+
+def _train(arch: str, out: Path, tree: Path | None, **kw: object):  # noqa: ANN202
+    from models.training import TrainOptions, train
+
+    opts = TrainOptions(arch=arch, out=out, data=tree, epochs=1, seed=7, batch_size=16,
+                        val_streams=2, test_streams=1, test_stream_s=8.0, verbose=0,
+                        **kw)  # type: ignore[arg-type]
+    return train(opts, log=lambda m: None)
+
+
+def _replays(onnx_path: Path, wav: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from hark.cli import main
+
+    capsys.readouterr()
+    assert main(["replay", str(wav), "--model", str(onnx_path), "--format", "jsonl"]) == 0
+    for line in capsys.readouterr().out.splitlines():
+        json.loads(line)
+
+
+def _check_card(onnx_path: Path, labels_len: int) -> dict:
+    from live.model import OnnxModel
+
+    model = OnnxModel.load(onnx_path)  # validates the card against the graph
+    assert len(model.card.labels) == labels_len
+    assert model.card.provenance["parity"]["max_abs_diff"] < 1e-4
+    return json.loads(onnx_path.with_suffix(".json").read_text())
+
+
+@pytest.mark.parametrize("arch", ["cnn", "wave1d", "fusion", "wavception"])
+def test_clip_architectures_train_export_replay(
+    arch: str, tiny_tree: Path, stream: Path, tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    res = _train(arch, tmp_path / arch, tiny_tree, tune=arch == "cnn")
+    assert res.onnx_path.is_file() and res.onnx_path.with_suffix(".keras").is_file()
+    card = _check_card(res.onnx_path, 12)
+    assert card["window_s"] == 1.0 and card["stride_s"] == 0.1
+    assert 0.0 <= card["evaluation"]["test_clips"]["accuracy"] <= 1.0
+    report = tmp_path / arch / "report"
+    for f in ("test_clips.txt", "test_clips.json", "test_clips.png", "history.json"):
+        assert (report / f).is_file(), f
+    if arch == "cnn":
+        assert "validation_smoothing" in card["evaluation"]
+        assert "event_f1" in card["evaluation"]["test_streams"]["words"]
+    _replays(res.onnx_path, stream, capsys)
+
+
+def test_rnn_commands_streams_and_matches_keras(
+    tiny_tree: Path, stream: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import keras
+    import soundfile as sf
+
+    from live.engine import offline_posteriors
+    from live.features import compute_features
+    from live.model import OnnxModel
+
+    res = _train("rnn", tmp_path / "rnn", tiny_tree, seq_frames=200)
+    card = _check_card(res.onnx_path, 12)
+    assert card["vad"]["enabled"] is True
+    assert card["ignore_labels"] == ["_silence_", "_unknown_"]
+    assert [s["input"] for s in card["state"]]  # recurrent state carried by the engine
+    ev = card["evaluation"]["test_streams"]
+    assert set(ev) == {"words", "unknown_only"}
+    # serving equals training: the engine's posteriors (VAD off) are the Keras model's
+    model = OnnxModel.load(res.onnx_path)
+    audio, _ = sf.read(stream, dtype="float32")
+    _, post = offline_posteriors(model, audio, chunk=1234)
+    fe = model.card.frontends["main"]
+    x = compute_features(audio, fe, 16000, model.card.normalization["main"])
+    ref = keras.saving.load_model(res.onnx_path.with_suffix(".keras"))(x[None]).numpy()[0]
+    np.testing.assert_allclose(post, ref, atol=1e-4)
+    _replays(res.onnx_path, stream, capsys)
+
+
+def test_rnn_sounds(tmp_path: Path, stream: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    res = _train("rnn", tmp_path / "sounds", None, task="sounds", synth=6, seq_frames=300,
+                 streams_per_epoch=6)
+    card = _check_card(res.onnx_path, 5)
+    assert card["task"] == "multilabel" and card["vad"]["enabled"] is False
+    assert "event_f1" in card["evaluation"]["test_streams_10db"]
+    _replays(res.onnx_path, stream, capsys)
