@@ -88,6 +88,10 @@ def register(subparsers: Any) -> None:
     card.add_argument("--threshold-off", type=float)
     card.add_argument("--min-on-ms", type=float)
     card.add_argument("--min-off-ms", type=float)
+    card.add_argument("--threshold-rise", type=float,
+                      help="back-date onsets to where the posterior rose above this")
+    card.add_argument("--offset-advance-ms", type=float,
+                      help="report offsets this much earlier (a label tail used in training)")
     card.add_argument("--vad", choices=("on", "off"), help="gate the model with webrtcvad")
     card.add_argument("--vad-mode", type=int, choices=(0, 1, 2, 3))
     card.add_argument("--vad-frame-ms", type=int, choices=(10, 20, 30))
@@ -153,7 +157,8 @@ def run(args: argparse.Namespace) -> int:
     smoothing = _overrides(args, {
         "smoothing": "method", "median_frames": "median_frames", "ema_alpha": "ema_alpha",
         "threshold_on": "threshold_on", "threshold_off": "threshold_off",
-        "min_on_ms": "min_on_ms", "min_off_ms": "min_off_ms",
+        "min_on_ms": "min_on_ms", "min_off_ms": "min_off_ms", "threshold_rise": "threshold_rise",
+        "offset_advance_ms": "offset_advance_ms",
     })
     vad: Any = _overrides(args, {
         "vad_mode": "mode", "vad_frame_ms": "frame_ms", "vad_hangover_ms": "hangover_ms",

@@ -128,6 +128,10 @@ class SmoothingSpec:
     threshold_off: float = 0.35
     min_on_ms: float = 60.0
     min_off_ms: float = 100.0
+    # back-date onsets to where the posterior began to rise (None: where threshold_on was reached)
+    threshold_rise: float | None = None
+    # report offsets this much earlier (a label tail the model was trained with)
+    offset_advance_ms: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -338,6 +342,10 @@ class ModelCard:
             raise CardError(f"unknown smoothing method {sm.method!r}")
         if not 0 <= sm.threshold_off <= sm.threshold_on <= 1:
             raise CardError("smoothing needs 0 <= threshold_off <= threshold_on <= 1")
+        if sm.threshold_rise is not None and not 0 <= sm.threshold_rise <= sm.threshold_on:
+            raise CardError("smoothing needs 0 <= threshold_rise <= threshold_on")
+        if sm.offset_advance_ms < 0:
+            raise CardError("smoothing needs offset_advance_ms >= 0")
         if self.vad.mode not in (0, 1, 2, 3) or self.vad.frame_ms not in (10, 20, 30):
             raise CardError("vad mode must be 0-3 and frame_ms 10, 20 or 30")
         if self.vad.enabled and self.sample_rate not in (8000, 16000, 32000, 48000):

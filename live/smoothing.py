@@ -6,11 +6,20 @@ Per frame and class (DESIGN.md "smoother"):
    that: events carry raw frame times and the card's `algorithmic_latency_s` documents the delay.
 2. hysteresis: an inactive class turns on at the first frame with smoothed >= threshold_on (the
    onset); an active one turns off at the first frame with smoothed < threshold_off (the offset).
+   With threshold_rise set, the onset is back-dated to the first frame of the run in which the
+   class has stayed >= threshold_rise (never before the end of the previous event: the class's
+   own, or any class's when multiclass). A recogniser is only sure of a word some 100 ms into it,
+   but its posterior starts to climb near the word's start: the event is still emitted when it is
+   confirmed, it just says when the sound began.
+   Likewise offset_advance_ms moves offsets earlier by whole hops (never to or before the onset):
+   a model trained to hold a label for some ms past a word's end (a label tail) would otherwise
+   report every word that much too long. Events cut by close() or a stream gap are not moved.
 3. debounce ("patience"), both from the card's SmoothingSpec:
    - min_off_ms bridges dropouts: a class that turns on again less than min_off_ms after it
      turned off continues the same event. So an event is only final (and returned) once it has
      stayed off for min_off_ms, when another class takes over (multiclass), or on close().
-   - min_on_ms drops blips: a finished event shorter than min_on_ms is never returned.
+   - min_on_ms drops blips: a finished event on for less than min_on_ms (from the frame that
+     reached threshold_on, whatever its back-dated onset) is never returned.
 Multiclass: at most one event-class is open at a time; the open class keeps priority while it stays
 >= threshold_off, and when none is on the highest class >= threshold_on starts (ties: first label).
 Multilabel: classes are independent. Ignored labels (_silence_, ...) never become events but their
@@ -45,6 +54,7 @@ class _Open:
 
     onset_s: float
     onset_frame: int
+    confirm_s: float  # when threshold_on was reached (= onset_s unless back-dated)
     peak: float
     total: float
     count: int
@@ -53,6 +63,7 @@ class _Open:
     gap_peak: float = 0.0  # statistics of the frames since off_s: they join the event if it resumes
     gap_total: float = 0.0
     gap_count: int = 0
+    cut: bool = False  # ended by a gap in the stream, not by its posterior
 
 
 def _check_thresholds(on: float, off: float) -> None:
@@ -101,6 +112,9 @@ class Smoother:
         if spec.min_on_ms < 0 or spec.min_off_ms < 0:
             raise SmoothingError("min_on_ms and min_off_ms must be >= 0")
         _check_thresholds(spec.threshold_on, spec.threshold_off)
+        rise = spec.threshold_rise
+        if rise is not None and not (0.0 <= rise <= spec.threshold_on):
+            raise SmoothingError(f"threshold_rise must be in [0, threshold_on] (got {rise})")
 
         self.spec = spec
         self.hop_s = float(hop_s)
@@ -116,6 +130,9 @@ class Smoother:
         self._is_event = [lb not in self.ignore_labels for lb in self.labels]
         self._min_on_s = spec.min_on_ms / 1000.0
         self._min_off_s = spec.min_off_ms / 1000.0
+        if spec.offset_advance_ms < 0:
+            raise SmoothingError("offset_advance_ms must be >= 0")
+        self._advance = int(round(spec.offset_advance_ms / 1000.0 / self.hop_s))  # in frames
 
         # thresholds: Python lists for scalar reads in the loop; `_start_at` is the vector the
         # onset test compares against: threshold_on for classes that may start, +inf otherwise
@@ -123,6 +140,16 @@ class Smoother:
         self._on = [float(spec.threshold_on)] * n
         self._off = [float(spec.threshold_off)] * n
         self._start_at = np.where(self._is_event, spec.threshold_on, np.inf).astype(np.float64)
+
+        # onset back-dating: per class, the first frame (index, time) of the current run at or
+        # above its rise threshold (-1: not in a run), and the end of its previous event (floor)
+        self._rise_on = rise is not None
+        self._rise_frac = float(rise) if rise is not None else 0.0
+        self._rise = np.where(self._is_event, self._rise_frac, np.inf).astype(np.float64)
+        self._rise_g = np.full(n, -1, dtype=np.int64)
+        self._rise_t = np.zeros(n, dtype=np.float64)
+        self._floor_g = np.full(n, -1, dtype=np.int64)
+        self._floor_t = np.zeros(n, dtype=np.float64)
 
         # filters
         self._method = spec.method
@@ -218,6 +245,13 @@ class Smoother:
     def _step(self, s: np.ndarray, t: float) -> None:
         """Hysteresis and debounce for one smoothed frame at time t (frame index n_frames)."""
         g = self._n_frames
+        if self._rise_on:
+            above = s >= self._rise
+            fresh = above & (self._rise_g < 0)
+            if fresh.any():
+                self._rise_g[fresh] = g
+                self._rise_t[fresh] = t
+            self._rise_g[~above] = -1
         if self._open:
             vals = s.tolist()
             for c, ev in list(self._open.items()):
@@ -272,7 +306,17 @@ class Smoother:
                     pending = self._open[other]
                     assert pending.off_s is not None
                     self._finish(other, pending.off_s, g)
-            self._open[c] = _Open(onset_s=t, onset_frame=g, peak=v, total=v, count=1)
+            onset_s, onset_g = t, g
+            if self._rise_on and 0 <= self._rise_g[c] < g:
+                onset_s, onset_g = float(self._rise_t[c]), int(self._rise_g[c])
+                if onset_g < self._floor_g[c]:
+                    onset_s, onset_g = float(self._floor_t[c]), int(self._floor_g[c])
+                # the roll shows the back-dated part as active (erased again if dropped)
+                first = max(onset_g, g - self.history + 1)
+                if first < g:
+                    self._ract[np.arange(first, g) % self.history, c] = True
+            self._open[c] = _Open(onset_s=onset_s, onset_frame=onset_g, confirm_s=t, peak=v,
+                                  total=v, count=1)
             self._open_mask[c] = True
         self._n_on += 1
         self._start_at[c] = np.inf
@@ -288,7 +332,17 @@ class Smoother:
         else:
             end_frame = ev.off_frame
         offset_s = max(offset_s, ev.onset_s)
-        keep = offset_s - ev.onset_s >= self._min_on_s - _EPS_S
+        # min_on judges the confirmed part only: back-dating says when, it does not keep blips
+        keep = offset_s - ev.confirm_s >= self._min_on_s - _EPS_S
+        if keep and self._advance and ev.off_s is not None and not ev.cut:
+            back = min(self._advance, end_frame - ev.onset_frame - 1)
+            if back > 0:
+                end_frame -= back
+                offset_s -= back * self.hop_s
+        if keep and self._rise_on:  # later onsets are not back-dated into this event
+            floor = slice(None) if self.multiclass else c
+            self._floor_g[floor] = end_frame
+            self._floor_t[floor] = offset_s
         # the roll showed the open event (and its gap) tentatively; erase what did not happen
         self._erase(c, ev.onset_frame if not keep else end_frame, g)
         if keep:
@@ -327,10 +381,11 @@ class Smoother:
         # their off time, so min_off is measured in stream time across the gap
         for c, ev in self._open.items():
             if ev.off_s is None:
-                ev.off_s, ev.off_frame = expected, self._n_frames
+                ev.off_s, ev.off_frame, ev.cut = expected, self._n_frames, True
                 ev.gap_peak, ev.gap_total, ev.gap_count = 0.0, 0.0, 0
                 self._n_on -= 1
                 self._start_at[c] = self._on[c]
+        self._rise_g[:] = -1  # a rise run does not span a gap
         self._seg_t0, self._seg_k = t0_s, 0
 
     # ---- end of stream, reset --------------------------------------------------------------------
@@ -369,6 +424,8 @@ class Smoother:
         self._ract[:] = False
         self._n_frames = 0
         self._seg_t0, self._seg_k, self._last_t = None, 0, None
+        self._rise_g[:] = -1
+        self._floor_g[:] = -1
         return out
 
     def reset_filters(self) -> None:
@@ -389,6 +446,8 @@ class Smoother:
         on, off = float(on), float(off)
         _check_thresholds(on, off)
         self._on[c], self._off[c] = on, off
+        if self._is_event[c]:
+            self._rise[c] = min(self._rise_frac, on)
         if self._is_event[c] and not (c in self._open and self._open[c].off_s is None):
             self._start_at[c] = on
 

@@ -98,6 +98,8 @@ def register(subparsers: Any) -> None:
                    help="rnn: no level jitter / frequency masks on the training crops")
     t.add_argument("--streams-per-epoch", type=int, default=None)
     t.add_argument("--val-streams", type=int, default=24)
+    t.add_argument("--tune-streams", type=int, default=48,
+                   help="validation word streams (30 s) that pick the card's VAD and smoothing")
     t.add_argument("--test-streams", type=int, default=20)
     t.add_argument("--test-stream-s", type=float, default=60.0)
     t.add_argument("--no-tune", action="store_true",
@@ -206,6 +208,7 @@ def run_train(args: argparse.Namespace) -> int:
         spec_augment=not args.no_spec_augment,
         streams_per_epoch=args.streams_per_epoch,
         val_streams=args.val_streams,
+        tune_streams=args.tune_streams,
         test_streams=args.test_streams,
         test_stream_s=args.test_stream_s,
         tune=not args.no_tune,

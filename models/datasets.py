@@ -41,6 +41,14 @@ SOUND_LABELS: tuple[str, ...] = EVENT_CLASSES
 COMMAND_FRAME_LABELS: tuple[str, ...] = LABELS_12  # 10 words, _silence_ (background), _unknown_
 
 
+def sub_seed(seed: int, kind: int, index: int) -> int:
+    """A derived integer seed, distinct for every (seed, kind, index).
+
+    Data of one purpose (a training epoch, validation, test) never shares draws with another.
+    """
+    return int(np.random.default_rng([seed, kind, index]).integers(2**31))
+
+
 def arch_frontend(arch: str) -> tuple[FrontendSpec, int]:
     """(frontend, sample_rate) an architecture is trained and served with."""
     preset = PRESETS[ARCH_PRESET[arch]]

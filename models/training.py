@@ -30,6 +30,7 @@ import numpy as np
 from live.card import SmoothingSpec, VadSpec
 from live.features import n_frames_for
 from models import architectures as A
+from models import assess
 from models.datasets import (
     COMMAND_FRAME_LABELS,
     SOUND_LABELS,
@@ -47,6 +48,7 @@ from models.datasets import (
     speech_pool,
     speech_streams,
     stream_frames,
+    sub_seed,
 )
 from models.synth import ensure_tree
 
@@ -80,6 +82,7 @@ class TrainOptions:
     spec_augment: bool = True
     streams_per_epoch: int | None = None
     val_streams: int = 24
+    tune_streams: int = 48  # word streams (30 s) that pick VAD + smoothing; half as many negatives
     test_streams: int = 20
     test_stream_s: float = 60.0
     tune: bool = True
@@ -275,7 +278,7 @@ def _train_clips(opts: TrainOptions, keras: Any, log: Log) -> TrainResult:
     )
     onnx_path = export_model(built, req, opts.out)
     log(f"exported {onnx_path}")
-    evaluation = _evaluate_clip_model(opts, onnx_path, tree, data, log)
+    evaluation = assess.clip_model(opts, onnx_path, tree, data, log)
     return TrainResult(onnx_path, history, evaluation, 0.0)
 
 
@@ -284,31 +287,6 @@ def replace_smoothing(spec: SmoothingSpec, **changes: Any) -> SmoothingSpec:
     return dataclasses.replace(spec, **changes)
 
 
-def _evaluate_clip_model(
-    opts: TrainOptions, onnx_path: Path, tree: Path, data: Any, log: Log
-) -> dict[str, Any]:
-    from live.model import OnnxModel
-    from models.evaluation import evaluate_clips
-    from models.reports import write_classification
-
-    model = OnnxModel.load(onnx_path)
-    evaluation: dict[str, Any] = {}
-    if opts.tune:
-        streams_dir = opts.out / "eval"
-        pos, neg = _speech_val_streams(opts, model.card.sample_rate, data, log)
-        _tune_into_card(model, onnx_path, pos, neg, log)
-        model = OnnxModel.load(onnx_path)
-        evaluation["test_streams"] = _speech_stream_eval(opts, model, tree, streams_dir, log)
-    res = evaluate_clips(model, tree, seed=opts.seed)
-    write_classification(res.report, opts.out / "report" / "test_clips",
-                         f"{opts.model_name} on {tree} ({res.split})")
-    log(res.report.format())
-    evaluation["test_clips"] = {"accuracy": round(res.report.accuracy, 4), "n": res.report.n,
-                                "macro_f1": round(res.report.macro_f1, 4), "data": str(tree)}
-    return evaluation
-
-
-# ---- per-frame models --------------------------------------------------------------------------
 def _train_frames(opts: TrainOptions, keras: Any, log: Log) -> TrainResult:
     from models.exporting import ExportRequest, export_model
 
@@ -338,9 +316,9 @@ def _train_frames(opts: TrainOptions, keras: Any, log: Log) -> TrainResult:
             per_epoch = opts.streams_per_epoch or (opts.synth or 400)
 
             def train_streams(epoch: int) -> list[Any]:
-                return sound_streams(per_epoch, seed=_sub(opts.seed, 1, epoch))
+                return sound_streams(per_epoch, seed=sub_seed(opts.seed, 1, epoch))
 
-            val_list = sound_streams(opts.val_streams, seed=_sub(opts.seed, 2, 0))
+            val_list = sound_streams(opts.val_streams, seed=sub_seed(opts.seed, 2, 0))
     else:
         tree = _resolve_tree(opts, log)
         data = load_clips(tree, sr, 1.0, seed=opts.seed)
@@ -351,10 +329,10 @@ def _train_frames(opts: TrainOptions, keras: Any, log: Log) -> TrainResult:
             f"{len(val_pool)}; {per_epoch} streams of 30 s per epoch")
 
         def train_streams(epoch: int) -> list[Any]:
-            return speech_streams(pool, per_epoch, seed=_sub(opts.seed, 1, epoch))
+            return speech_streams(pool, per_epoch, seed=sub_seed(opts.seed, 1, epoch))
 
         n_val = max(2, opts.val_streams // 2)
-        val_list = speech_streams(val_pool, n_val, seed=_sub(opts.seed, 2, 0))
+        val_list = speech_streams(val_pool, n_val, seed=sub_seed(opts.seed, 2, 0))
 
     first = train_streams(0)
     norm = fit_normalization(np.concatenate(
@@ -397,125 +375,10 @@ def _train_frames(opts: TrainOptions, keras: Any, log: Log) -> TrainResult:
     onnx_path = export_model(built, req, opts.out)
     log(f"exported {onnx_path}")
     if multilabel:
-        evaluation = _evaluate_sounds(opts, onnx_path, val_list, log)
+        evaluation = assess.sounds_model(opts, onnx_path, val_list, log)
     else:
-        evaluation = _evaluate_commands(opts, onnx_path, tree, data, log)  # type: ignore[arg-type]
+        evaluation = assess.commands_model(opts, onnx_path, tree, data, log)  # type: ignore[arg-type]
     return TrainResult(onnx_path, history, evaluation, 0.0)
-
-
-def _sub(seed: int, kind: int, index: int) -> int:
-    """A derived integer seed: distinct for every (seed, kind, index)."""
-    return int(np.random.default_rng([seed, kind, index]).integers(2**31))
-
-
-def _speech_val_streams(opts: TrainOptions, sr: int, data: Any, log: Log) -> tuple[list, list]:
-    """Validation streams at the model rate: ([(audio, truth)], [audio of unknown words only])."""
-    from models.synth import command_truth
-
-    if data.sample_rate != 16000:  # streams are built at 16 kHz (the CNN's clips are at 8 kHz)
-        data = load_clips(data.source.root, 16000, 1.0, seed=opts.seed, splits=("validation",))
-    val_pool = speech_pool(data, "validation")
-    pos_streams = speech_streams(val_pool, opts.val_streams, seed=_sub(opts.seed, 4, 0))
-    unknown = only_unknown(val_pool)
-    n_neg = max(2, opts.val_streams // 2)
-    neg_streams = speech_streams(unknown, n_neg, seed=_sub(opts.seed, 5, 0)) if unknown else []
-    pos = [(_at_rate(s.audio, sr), command_truth(s).events) for s in pos_streams]
-    neg = [_at_rate(s.audio, sr) for s in neg_streams]
-    log(f"validation streams for VAD and smoothing: {len(pos)} with words, {len(neg)} "
-        "unknown-only")
-    return pos, neg
-
-
-def _at_rate(audio: np.ndarray, sr: int) -> np.ndarray:
-    from models.data.audio import resample
-
-    return audio if sr == 16000 else resample(audio, 16000, sr)
-
-
-def _tune_into_card(model: Any, onnx_path: Path, pos: list, neg: list, log: Log) -> None:
-    """Choose VAD settings (gated models) and smoothing on validation; write them to the card."""
-    from live.card import load_card
-    from models.tuning import tune_with_vad
-
-    vad, spec, figs = tune_with_vad(model, pos, neg, log=log)
-    card_path = onnx_path.with_suffix(".json")
-    card = load_card(card_path)
-    ev = dict(card.evaluation)
-    ev["validation_smoothing"] = figs
-    dataclasses.replace(card, smoothing=spec, vad=vad, evaluation=ev).save(card_path)
-    log(f"card defaults (tuned on validation): {vad}; {spec}; {figs}")
-
-
-def _speech_stream_eval(
-    opts: TrainOptions, model: Any, tree: Path, out: Path, log: Log
-) -> dict[str, Any]:
-    from models.evaluation import evaluate_streams, stream_pairs
-    from models.reports import format_events, write_json
-    from models.synth import write_speech_streams
-
-    res: dict[str, Any] = {}
-    for kind, unknown_only in (("words", False), ("unknown_only", True)):
-        d = out / f"test-{kind}"
-        if not d.is_dir():
-            write_speech_streams(tree, d, opts.test_streams, split="test",
-                                 duration_s=opts.test_stream_s,
-                                 seed=_sub(opts.seed, 6, int(unknown_only)),
-                                 unknown_only=unknown_only)
-        ev = evaluate_streams(model, stream_pairs([d], None)).to_json()
-        write_json(opts.out / "report" / f"test_streams_{kind}.json", ev)
-        log(f"test streams ({kind}, {d}):\n{format_events(ev)}")
-        res[kind] = {k: ev[k] for k in ("event_f1", "precision", "recall",
-                                        "false_events_per_minute", "flips_per_minute", "minutes")}
-    return res
-
-
-def _evaluate_commands(
-    opts: TrainOptions, onnx_path: Path, tree: Path, data: Any, log: Log
-) -> dict[str, Any]:
-    from live.model import OnnxModel
-
-    model = OnnxModel.load(onnx_path)
-    if opts.tune:
-        pos, neg = _speech_val_streams(opts, model.card.sample_rate, data, log)
-        _tune_into_card(model, onnx_path, pos, neg, log)
-        model = OnnxModel.load(onnx_path)
-    evaluation = {"test_streams": _speech_stream_eval(opts, model, tree, opts.out / "eval", log)}
-    from models.evaluation import evaluate_clips
-    from models.reports import write_classification
-
-    res = evaluate_clips(model, tree, seed=opts.seed)
-    write_classification(res.report, opts.out / "report" / "test_clips",
-                         f"{opts.model_name} on {tree} ({res.split}, clip decision)")
-    log(res.report.format())
-    evaluation["test_clips"] = {"accuracy": round(res.report.accuracy, 4), "n": res.report.n,
-                                "macro_f1": round(res.report.macro_f1, 4), "data": str(tree)}
-    return evaluation
-
-
-def _evaluate_sounds(
-    opts: TrainOptions, onnx_path: Path, val_list: list, log: Log
-) -> dict[str, Any]:
-    from live.model import OnnxModel
-    from models.evaluation import evaluate_streams, stream_pairs
-    from models.reports import format_events, write_json
-    from models.synth import write_sound_streams
-    model = OnnxModel.load(onnx_path)
-    if opts.tune:
-        _tune_into_card(model, onnx_path, [(s.audio, s.events) for s in val_list], [], log)
-        model = OnnxModel.load(onnx_path)
-    evaluation: dict[str, Any] = {}
-    for tag, snr in (("10db", (10.0, 10.0)), ("0-20db", (0.0, 20.0))):
-        d = opts.out / "eval" / f"test-sounds-{tag}"
-        if not d.is_dir():
-            write_sound_streams(d, opts.test_streams * 2, seed=_sub(opts.seed, 7, int(snr[0])),
-                                snr_db=snr)
-        ev = evaluate_streams(model, stream_pairs([d], None)).to_json()
-        write_json(opts.out / "report" / f"test_sounds_{tag}.json", ev)
-        log(f"test streams (sounds at {tag}, {d}):\n{format_events(ev)}")
-        evaluation[f"test_streams_{tag}"] = {
-            k: ev[k] for k in ("event_f1", "precision", "recall", "false_events_per_minute",
-                               "flips_per_minute", "minutes")}
-    return evaluation
 
 
 # ---- bookkeeping ---------------------------------------------------------------------------------

@@ -58,7 +58,7 @@ def test_export_writes_model_and_card(saved: dict[str, Any], labels_file: Path, 
     rc = main(["export", str(saved["gru_legacy"].path), "--labels", str(labels_file),
                "--preset", "logmel40", "--name", "kws", "--out", str(tmp_path),
                "--ignore-labels", "_silence_", "--threshold-on", "0.7", "--threshold-off", "0.4",
-               "--vad", "off", "--json"])
+               "--threshold-rise", "0.2", "--offset-advance-ms", "50", "--vad", "off", "--json"])
     out = capsys.readouterr().out
     assert rc == 0
     res = json.loads(out)
@@ -67,6 +67,8 @@ def test_export_writes_model_and_card(saved: dict[str, Any], labels_file: Path, 
     assert (tmp_path / "kws.onnx").is_file()
     assert card["name"] == "kws" and card["labels"] == list(LABELS3)
     assert card["smoothing"]["threshold_on"] == 0.7 and card["vad"]["enabled"] is False
+    assert card["smoothing"]["threshold_rise"] == 0.2
+    assert card["smoothing"]["offset_advance_ms"] == 50
     assert card["state"][0]["shape"] == [1, 1, 8]
     assert card["provenance"]["parity"]["streaming"]
 

@@ -57,6 +57,8 @@ def _mutated(lstm_path: Path, tmp_path: Path, change) -> Path:  # noqa: ANN001
             "VAD cannot run at 24000",
         ),
         (lambda d: d["smoothing"].update(threshold_on=0.2, threshold_off=0.5), "threshold_off"),
+        (lambda d: d["smoothing"].update(threshold_on=0.5, threshold_rise=0.6), "threshold_rise"),
+        (lambda d: d["smoothing"].update(offset_advance_ms=-10), "offset_advance_ms"),
         (lambda d: d.update(ignore_labels=["zz"]), "ignore_labels ['zz']"),
     ],
 )

@@ -348,6 +348,89 @@ def test_bad_configuration_and_input_are_clear_errors() -> None:
     assert Smoother(["a"], spec(), HOP).update(np.zeros((0, 1)), 0.0) == []
 
 
+# ---- onset back-dating ---------------------------------------------------------------------------
+def ramp(n_frames: int, labels: Sequence[str], label: str, start_s: float, top_s: float,
+         end_s: float, floor: float = 0.02) -> np.ndarray:
+    """One class climbing linearly from `floor` at start_s to 0.9 at top_s, held until end_s."""
+    post = np.full((n_frames, len(labels)), floor)
+    t = np.arange(n_frames) * HOP
+    c = labels.index(label)
+    rising = (t >= start_s) & (t < top_s)
+    post[rising, c] = floor + (0.9 - floor) * (t[rising] - start_s) / (top_s - start_s)
+    post[(t >= top_s) & (t < end_s), c] = 0.9
+    return post
+
+
+def test_threshold_rise_back_dates_the_onset_to_where_the_posterior_rose() -> None:
+    labels = ["_silence_", "yes", "no"]
+    post = ramp(200, labels, "yes", 0.50, 0.70, 1.20)  # 0.1 is passed at 0.52, 0.5 at 0.61
+    plain = run(Smoother(labels, spec(), HOP, ignore_labels=["_silence_"]), post)
+    rise = Smoother(labels, spec(threshold_rise=0.1), HOP, ignore_labels=["_silence_"])
+    dated = rise.update(post[:65], 0.0)
+    assert dated == [] and rise.active["yes"][0] == pytest.approx(0.52)  # open: already dated
+    dated += run(rise, post[65:], t0=0.65)
+    assert [(e.label, e.offset_s) for e in dated] == [(e.label, e.offset_s) for e in plain]
+    assert plain[0].onset_s == pytest.approx(0.61) and dated[0].onset_s == pytest.approx(0.52)
+    # the roll shows the back-dated frames as part of the event
+    act = rise.roll_active()[labels.index("yes"), -200:]  # history 500: the last 200 are ours
+    assert act[52:120].all() and not act[:52].any() and not act[120:].any()
+
+
+def test_threshold_rise_does_not_save_a_blip_from_min_on() -> None:
+    labels = ["_silence_", "yes"]
+    post = ramp(200, labels, "yes", 0.50, 0.70, 0.72)  # on (>= 0.5) for 0.61-0.72 only
+    sp = spec(threshold_rise=0.1, min_on_ms=150.0)
+    assert run(Smoother(labels, sp, HOP, ignore_labels=["_silence_"]), post) == []
+    longer = ramp(200, labels, "yes", 0.50, 0.70, 0.80)  # 0.61-0.80: kept, dated from 0.52
+    events = run(Smoother(labels, sp, HOP, ignore_labels=["_silence_"]), longer)
+    assert [(round(e.onset_s, 2), round(e.offset_s, 2)) for e in events] == [(0.52, 0.8)]
+
+
+def test_threshold_rise_never_reaches_into_the_previous_event() -> None:
+    labels = ["_silence_", "yes", "no"]
+    post = pulses(250, labels, [("yes", 0.3, 1.0)])
+    t = np.arange(250) * HOP
+    post[(t >= 0.8) & (t < 1.2), labels.index("no")] = 0.2  # rises during "yes", on after it
+    post[(t >= 1.2) & (t < 1.8), labels.index("no")] = 0.9
+    for task, expected_no_onset in (("multiclass", 1.0), ("multilabel", 0.8)):
+        sm = Smoother(labels, spec(threshold_rise=0.1), HOP, task=task,
+                      ignore_labels=["_silence_"])
+        events = run(sm, post)
+        assert [(e.label, round(e.onset_s, 2), round(e.offset_s, 2)) for e in events] == [
+            ("yes", 0.3, 1.0), ("no", expected_no_onset, 1.8)], task
+    # the class's own previous event is a floor too (multilabel: classes are independent)
+    post = pulses(250, labels, [("yes", 0.3, 1.0), ("yes", 1.3, 1.8)])
+    post[(t >= 1.0) & (t < 1.3), labels.index("yes")] = 0.2  # below off, above rise
+    sm = Smoother(labels, spec(threshold_rise=0.1), HOP, task="multilabel",
+                  ignore_labels=["_silence_"])
+    assert [(round(e.onset_s, 2), round(e.offset_s, 2)) for e in run(sm, post)] == [
+        (0.3, 1.0), (1.0, 1.8)]
+
+
+def test_threshold_rise_follows_set_threshold_and_is_validated() -> None:
+    labels = ["_silence_", "yes"]
+    post = ramp(200, labels, "yes", 0.50, 0.70, 1.20)
+    sm = Smoother(labels, spec(threshold_rise=0.3), HOP, ignore_labels=["_silence_"])
+    sm.set_threshold("yes", 0.2, 0.1)  # rise is capped at the class's threshold_on
+    assert run(sm, post)[0].onset_s == pytest.approx(0.55)
+    with pytest.raises(SmoothingError, match="threshold_rise"):
+        Smoother(labels, spec(threshold_rise=0.6), HOP)
+
+
+def test_offset_advance_moves_offsets_earlier_but_not_cut_events() -> None:
+    labels = ["_silence_", "yes", "no"]
+    post = pulses(300, labels, [("yes", 0.3, 1.0), ("no", 1.5, 1.58), ("yes", 2.5, 3.0)])
+    sm = Smoother(labels, spec(offset_advance_ms=100.0, min_on_ms=50.0), HOP,
+                  ignore_labels=["_silence_"])
+    events = run(sm, post[:280])  # the second "yes" is still on at the end: cut, not moved
+    assert [(e.label, round(e.onset_s, 2), round(e.offset_s, 2)) for e in events] == [
+        ("yes", 0.3, 0.9), ("no", 1.5, 1.51), ("yes", 2.5, 2.8)]
+    act = sm.roll_active()[:, -280:]
+    assert act[1, 30:90].all() and not act[1, 90:250].any() and act[2, 150] and not act[2, 151]
+    with pytest.raises(SmoothingError, match="offset_advance_ms"):
+        Smoother(labels, spec(offset_advance_ms=-1.0), HOP)
+
+
 # ---- chunking invariance -------------------------------------------------------------------------
 def _random_posteriors(seed: int, n: int, c: int) -> np.ndarray:
     """Wandering posteriors (AR(1) through a sigmoid): ~15-25 events per class set in 3 s."""
@@ -365,15 +448,19 @@ def _random_posteriors(seed: int, n: int, c: int) -> np.ndarray:
     task=st.sampled_from(["multiclass", "multilabel"]),
     min_on_ms=st.sampled_from([0.0, 30.0, 60.0]),
     min_off_ms=st.sampled_from([0.0, 50.0, 100.0]),
+    threshold_rise=st.sampled_from([None, 0.1, 0.3]),
+    offset_advance_ms=st.sampled_from([0.0, 30.0]),
 )
 def test_any_split_gives_the_same_result(seed: int, cuts: list[int], method: str,
                                          median_frames: int, task: str, min_on_ms: float,
-                                         min_off_ms: float) -> None:
+                                         min_off_ms: float, threshold_rise: float | None,
+                                         offset_advance_ms: float) -> None:
     labels = ["_silence_", "a", "b", "c"]
     n = 300
     post = _random_posteriors(seed, n, len(labels)).astype(np.float32)
     sp = spec(method=method, median_frames=median_frames, ema_alpha=0.4, min_on_ms=min_on_ms,
-              min_off_ms=min_off_ms)
+              min_off_ms=min_off_ms, threshold_rise=threshold_rise,
+              offset_advance_ms=offset_advance_ms)
     chunks = []
     left = n
     for k in cuts:
