@@ -97,6 +97,10 @@ def register(subparsers: Any) -> None:
     t.add_argument("--no-spec-augment", action="store_true",
                    help="rnn: no level jitter / frequency masks on the training crops")
     t.add_argument("--streams-per-epoch", type=int, default=None)
+    t.add_argument("--freq-warp", type=float, default=0.0, metavar="W",
+                   help="rnn: stretch each crop's mel axis by a factor in [1-W, 1+W] (e.g. 0.1)")
+    t.add_argument("--tilt-db", type=float, default=0.0, metavar="DB",
+                   help="rnn: a random smooth EQ of up to +-DB across the bands per crop")
     t.add_argument("--val-streams", type=int, default=24)
     t.add_argument("--tune-streams", type=int, default=48,
                    help="validation word streams (30 s) that pick the card's VAD and smoothing")
@@ -206,6 +210,8 @@ def run_train(args: argparse.Namespace) -> int:
         target_tail_ms=args.target_tail_ms,
         onset_crops=args.onset_crops,
         spec_augment=not args.no_spec_augment,
+        freq_warp=args.freq_warp,
+        tilt_db=args.tilt_db,
         streams_per_epoch=args.streams_per_epoch,
         val_streams=args.val_streams,
         tune_streams=args.tune_streams,

@@ -270,6 +270,44 @@ def crops(
     return np.stack(xs).astype(np.float32), np.stack(ys)
 
 
+def voice_augment(
+    x: np.ndarray,
+    rng: np.random.Generator,
+    norm: Normalization | None,
+    warp: float = 0.1,
+    tilt_db: float = 6.0,
+) -> np.ndarray:
+    """Per crop, a different "voice and microphone" for normalised log-mel crops (B, T, bins).
+
+    - warp: the mel axis is stretched by a factor in [1 - warp, 1 + warp] (bin k takes the value
+      at k / factor, linearly interpolated): formants move as with a longer or shorter vocal
+      tract (VTLP-style), which one synthesizer's voices cover poorly.
+    - tilt_db: a smooth random EQ across the bands, a linear tilt of up to +-tilt_db end to end
+      plus a bump of up to +-tilt_db / 2 in the middle: another microphone, another timbre.
+    Works on log power (the normalisation is undone, then redone); returns a new array.
+    """
+    b, _, bins = x.shape
+    mean = np.asarray(norm.mean, np.float32) if norm is not None else np.zeros(bins, np.float32)
+    std = np.asarray(norm.std, np.float32) if norm is not None else np.ones(bins, np.float32)
+    z = x * std + mean
+    k = np.arange(bins, dtype=np.float64)
+    u = k / max(bins - 1, 1) - 0.5  # -0.5 .. 0.5 across the band
+    out = np.empty_like(z)
+    for i in range(b):
+        factor = rng.uniform(1.0 - warp, 1.0 + warp) if warp > 0 else 1.0
+        src = np.clip(k / factor, 0.0, bins - 1.0)
+        lo = np.floor(src).astype(np.int64)
+        hi = np.minimum(lo + 1, bins - 1)
+        frac = (src - lo).astype(np.float32)
+        zi = z[i]
+        out[i] = zi[:, lo] * (1.0 - frac) + zi[:, hi] * frac
+        if tilt_db > 0:
+            slope, bump = rng.uniform(-tilt_db, tilt_db), rng.uniform(-tilt_db / 2, tilt_db / 2)
+            curve_db = slope * u + bump * np.cos(np.pi * u)
+            out[i] += (curve_db * np.log(10.0) / 10.0).astype(np.float32)
+    return ((out - mean) / std).astype(np.float32)
+
+
 def spec_augment(
     x: np.ndarray,
     rng: np.random.Generator,

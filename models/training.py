@@ -49,6 +49,7 @@ from models.datasets import (
     speech_streams,
     stream_frames,
     sub_seed,
+    voice_augment,
 )
 from models.synth import ensure_tree
 
@@ -80,6 +81,8 @@ class TrainOptions:
     target_tail_ms: float = 100.0
     onset_crops: float = 0.5
     spec_augment: bool = True
+    freq_warp: float = 0.0  # rnn: voice_augment's mel-axis warp (0: off)
+    tilt_db: float = 0.0  # rnn: voice_augment's random EQ (0: off)
     streams_per_epoch: int | None = None
     val_streams: int = 24
     tune_streams: int = 48  # word streams (30 s) that pick VAD + smoothing; half as many negatives
@@ -348,6 +351,8 @@ def _train_frames(opts: TrainOptions, keras: Any, log: Log) -> TrainResult:
         x, y = crops(fs, opts.seq_frames, rng, at_onset=at_onset)
         if opts.spec_augment:
             x = spec_augment(x, rng, norm)
+        if opts.freq_warp > 0 or opts.tilt_db > 0:
+            x = voice_augment(x, rng, norm, warp=opts.freq_warp, tilt_db=opts.tilt_db)
         return x, y, None
 
     cfg = make_config("rnn", opts.overrides, n_bins=spec.n_bins(sr),
@@ -370,7 +375,9 @@ def _train_frames(opts: TrainOptions, keras: Any, log: Log) -> TrainResult:
         vad=VadSpec(enabled=not multilabel),
         provenance={**_provenance(opts, cfg, tree), "target_delay_ms": 1000 * delay,
                     "target_tail_ms": 1000 * tail, "onset_crops": at_onset,
-                    "spec_augment": opts.spec_augment},
+                    "spec_augment": opts.spec_augment,
+                    **({"freq_warp": opts.freq_warp, "tilt_db": opts.tilt_db}
+                       if opts.freq_warp > 0 or opts.tilt_db > 0 else {})},
     )
     onnx_path = export_model(built, req, opts.out)
     log(f"exported {onnx_path}")

@@ -114,3 +114,24 @@ def test_rnn_sounds(tmp_path: Path, stream: Path, capsys: pytest.CaptureFixture[
     assert card["task"] == "multilabel" and card["vad"]["enabled"] is False
     assert "event_f1" in card["evaluation"]["test_streams_10db"]
     _replays(res.onnx_path, stream, capsys)
+
+
+def test_rnn_training_is_deterministic_under_a_seed(tiny_tree: Path, tmp_path: Path) -> None:
+    """Same seed, same data, same options: the same weights, posteriors and card defaults. This is
+    what lets the README's commands rebuild the bundled models."""
+    import onnx
+    from onnx import numpy_helper
+
+    runs = [_train("rnn", tmp_path / f"run{i}", tiny_tree, seq_frames=200, freq_warp=0.1,
+                   tilt_db=6.0) for i in range(2)]
+    # initializer names carry per-process counters and their order may differ: compare the
+    # multiset of (shape, dtype, bytes), i.e. bit-identical weights
+    weights = [sorted((a.shape, str(a.dtype), a.tobytes()) for a in (
+        numpy_helper.to_array(t) for t in onnx.load(str(r.onnx_path)).graph.initializer))
+        for r in runs]
+    assert len(weights[0]) > 4 and sum(len(w[2]) for w in weights[0]) > 100_000
+    assert weights[0] == weights[1]
+    cards = [json.loads(r.onnx_path.with_suffix(".json").read_text()) for r in runs]
+    assert cards[0]["smoothing"] == cards[1]["smoothing"] and cards[0]["vad"] == cards[1]["vad"]
+    assert cards[0]["normalization"] == cards[1]["normalization"]
+    assert cards[0]["provenance"]["freq_warp"] == 0.1
