@@ -28,18 +28,24 @@ def clip_model(
     opts: TrainOptions, onnx_path: Path, tree: Path, data: Any, log: Log
 ) -> dict[str, Any]:
     """A window model: tune on validation word streams, then test streams and test clips."""
+    model = speech_model_tuned(opts, onnx_path, data, log)
+    evaluation: dict[str, Any] = {}
+    if opts.tune:
+        evaluation["test_streams"] = speech_stream_eval(opts, model, tree, opts.out / "eval", log)
+    evaluation["test_clips"] = score_test_clips(opts, model, tree, log, "")
+    return evaluation
+
+
+def speech_model_tuned(opts: TrainOptions, onnx_path: Path, data: Any, log: Log) -> Any:
+    """The exported speech model, reloaded after tuning its card's VAD + smoothing (opts.tune)."""
     from live.model import OnnxModel
 
     model = OnnxModel.load(onnx_path)
-    evaluation: dict[str, Any] = {}
-    if opts.tune:
-        streams_dir = opts.out / "eval"
-        pos, neg = speech_val_streams(opts, model.card.sample_rate, data, log)
-        tune_into_card(model, onnx_path, pos, neg, log)
-        model = OnnxModel.load(onnx_path)
-        evaluation["test_streams"] = speech_stream_eval(opts, model, tree, streams_dir, log)
-    evaluation["test_clips"] = score_test_clips(opts, model, tree, log, "")
-    return evaluation
+    if not opts.tune:
+        return model
+    pos, neg = speech_val_streams(opts, model.card.sample_rate, data, log)
+    tune_into_card(model, onnx_path, pos, neg, log)
+    return OnnxModel.load(onnx_path)
 
 
 def score_test_clips(
@@ -124,13 +130,7 @@ def commands_model(
     opts: TrainOptions, onnx_path: Path, tree: Path, data: Any, log: Log
 ) -> dict[str, Any]:
     """The per-frame command model: tune VAD + smoothing, then test streams and test clips."""
-    from live.model import OnnxModel
-
-    model = OnnxModel.load(onnx_path)
-    if opts.tune:
-        pos, neg = speech_val_streams(opts, model.card.sample_rate, data, log)
-        tune_into_card(model, onnx_path, pos, neg, log)
-        model = OnnxModel.load(onnx_path)
+    model = speech_model_tuned(opts, onnx_path, data, log)
     return {
         "test_streams": speech_stream_eval(opts, model, tree, opts.out / "eval", log),
         "test_clips": score_test_clips(opts, model, tree, log, ", clip decision"),
