@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     table = args.out / "bench.txt"
     table.write_text("")
-    from live.model import bundled_dir, bundled_names
+    from hark.live.model import bundled_dir, bundled_names
 
     common = ["--synth", "3", "--quick", "--streams-budget", "3"] if args.short else []
     if not args.short and not (bundled_dir() / "demo.wav").is_file():

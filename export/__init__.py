@@ -1,14 +1,14 @@
 """Keras (.keras / legacy .h5) -> ONNX + model card, with parity proof.
 
-    from export import convert
+    from hark.export import convert
     result = convert("kws.keras", "labels.txt", frontend="kaggle-specgram", out_dir="models/")
     result.onnx_path, result.card_path, result.parity["max_abs_diff"], result.op_types
 
 Importing this package does not import TensorFlow; `convert` does, when called.
 """
 
-from export.convert import ExportResult, convert
-from export.errors import (
+from hark.export.convert import ExportResult, convert
+from hark.export.errors import (
     ExportError,
     FrontendMismatchError,
     LayerError,
@@ -16,7 +16,7 @@ from export.errors import (
     ParityError,
     ToolchainError,
 )
-from export.presets import PRESETS, Preset
+from hark.export.presets import PRESETS, Preset
 
 __all__ = [
     "PRESETS",

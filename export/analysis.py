@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from export.errors import ExportError, LayerError
+from hark.export.errors import ExportError, LayerError
 
 RNN_CLASSES = ("LSTM", "GRU", "SimpleRNN")
 

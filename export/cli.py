@@ -9,8 +9,8 @@ import argparse
 import json
 from typing import Any
 
-from export.errors import ExportError
-from export.presets import FRONTEND_FIELDS, PRESETS, FrontendChoice, parse_frontend_spec
+from hark.export.errors import ExportError
+from hark.export.presets import FRONTEND_FIELDS, PRESETS, FrontendChoice, parse_frontend_spec
 
 EXAMPLES = """\
 examples:
@@ -152,7 +152,7 @@ def _overrides(args: argparse.Namespace, mapping: dict[str, str]) -> dict[str, A
 
 
 def run(args: argparse.Namespace) -> int:
-    from export.convert import convert
+    from hark.export.convert import convert
 
     smoothing = _overrides(args, {
         "smoothing": "method", "median_frames": "median_frames", "ema_alpha": "ema_alpha",
@@ -214,7 +214,7 @@ def summary_dict(result: Any) -> dict[str, Any]:
 
 
 def summary_text(result: Any) -> str:
-    from export.parity import summary
+    from hark.export.parity import summary
 
     card = result.card
     src = card.provenance.get("source", {})

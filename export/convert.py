@@ -22,10 +22,10 @@ from typing import Any
 
 import numpy as np
 
-from export import analysis, modelcard
-from export.errors import ExportError, FrontendMismatchError, LayerError
-from export.loading import LoadedModel, load, require_toolchain
-from live.card import InputSpec, ModelCard, SmoothingSpec, StateSpec, VadSpec
+from hark.export import analysis, modelcard
+from hark.export.errors import ExportError, FrontendMismatchError, LayerError
+from hark.export.loading import LoadedModel, load, require_toolchain
+from hark.live.card import InputSpec, ModelCard, SmoothingSpec, StateSpec, VadSpec
 
 DEFAULT_TOLERANCE = 1e-4
 DEFAULT_OPSET = 17
@@ -192,7 +192,7 @@ def convert(
     smooth = modelcard.resolve_smoothing(smoothing)
     vad_spec = modelcard.resolve_vad(vad, plan.sample_rate, warnings)
 
-    from export import onnx_edit, parity
+    from hark.export import onnx_edit, parity
 
     graph = _build_graph(loaded, info, opset, warnings)
     ins, outs = onnx_edit.io_shapes(graph.proto)
@@ -349,7 +349,7 @@ def _build_graph(loaded: LoadedModel, info: _Inspection, opset: int,
     """Twin -> tf2onnx -> native recurrent nodes (+ state) -> names -> a loadable session."""
     import onnx
 
-    from export import onnx_edit, parity, rewrite
+    from hark.export import onnx_edit, parity, rewrite
 
     twin = rewrite.build_twin(loaded.keras, loaded.model)
     proto = _to_onnx(twin.model, info.inputs, opset)
@@ -404,8 +404,8 @@ def _quantize(graph: _Graph, info: _Inspection, checker: Any,
     """Write the int8 model; return its report (size, speed, differences), session, graph."""
     import onnx
 
-    from export import onnx_edit, parity
-    from export import quantize as q
+    from hark.export import onnx_edit, parity
+    from hark.export import quantize as q
 
     roles = {graph.input_names[i.name]: i.role for i in info.inputs}
     feeds = q.call_feeds(ins, roles, {s.input: s.shape for s in graph.states})

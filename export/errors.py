@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from live.errors import HarkError
+from hark.live.errors import HarkError
 
 
 class ExportError(HarkError):

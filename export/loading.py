@@ -22,7 +22,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from export.errors import ModelFileError, ToolchainError
+from hark.export.errors import ModelFileError, ToolchainError
 
 INSTALL_HINT = "pip install 'hark[export]'"
 

@@ -16,10 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from export.analysis import KerasInput
-from export.errors import ExportError, FrontendMismatchError
-from export.presets import PRESETS, FrontendChoice, Preset, parse_frontend_spec
-from live.card import CardError, FrontendSpec, Normalization, SmoothingSpec, VadSpec
+from hark.export.analysis import KerasInput
+from hark.export.errors import ExportError, FrontendMismatchError
+from hark.export.presets import PRESETS, FrontendChoice, Preset, parse_frontend_spec
+from hark.live.card import CardError, FrontendSpec, Normalization, SmoothingSpec, VadSpec
 
 VAD_RATES = (8000, 16000, 32000, 48000)
 

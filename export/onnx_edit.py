@@ -17,9 +17,9 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from export.analysis import activation_name
-from export.errors import ExportError, LayerError
-from export.rewrite import RnnSite
+from hark.export.analysis import activation_name
+from hark.export.errors import ExportError, LayerError
+from hark.export.rewrite import RnnSite
 
 _ONNX_ACT = {
     "sigmoid": "Sigmoid",

@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from export.analysis import KerasInput
-from export.errors import ParityError
-from export.onnx_edit import StateIO
+from hark.export.analysis import KerasInput
+from hark.export.errors import ParityError
+from hark.export.onnx_edit import StateIO
 
 SEQUENCE_LENGTHS = (1, 10, 500)
 BATCHES = (1, 2)

@@ -9,8 +9,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-from export.errors import ExportError
-from live.card import FrontendSpec
+from hark.export.errors import ExportError
+from hark.live.card import FrontendSpec
 
 
 @dataclass(frozen=True)

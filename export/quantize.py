@@ -17,8 +17,8 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from export.errors import ExportError
-from export.parity import session
+from hark.export.errors import ExportError
+from hark.export.parity import session
 
 QUANT_MODES = ("int8",)
 

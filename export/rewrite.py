@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from export.analysis import RNN_CLASSES, is_model, layer_kind
-from export.errors import ExportError, LayerError
+from hark.export.analysis import RNN_CLASSES, is_model, layer_kind
+from hark.export.errors import ExportError, LayerError
 
 # layers that act on the last axis alone: TimeDistributed(X) == X on (batch, T, ...)
 _UNWRAP_TD = frozenset(

@@ -18,10 +18,10 @@ from collections.abc import Sequence
 # runs one thread per stream stage: keep BLAS at one thread unless the user says otherwise.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-from live.errors import HarkError  # noqa: E402 - after the BLAS setting, before numpy loads
+from hark.live.errors import HarkError  # noqa: E402 - after the BLAS setting, before numpy loads
 
 # (module, what it adds) in the order --help lists them
-_COMMAND_MODULES = ("live.cli", "export.cli", "models.cli", "hark.bench.cli")
+_COMMAND_MODULES = ("hark.live.cli", "hark.export.cli", "hark.models.cli", "hark.bench.cli")
 
 
 def build_parser() -> argparse.ArgumentParser:

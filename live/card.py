@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from live.errors import HarkError
+from hark.live.errors import HarkError
 
 SCHEMA_VERSION = 1
 FRONTEND_KINDS = ("specgram", "logmel", "mfcc", "raw")

@@ -14,10 +14,10 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, TextIO
 
-from live.errors import HarkError
+from hark.live.errors import HarkError
 
 if TYPE_CHECKING:
-    from live.events import Event
+    from hark.live.events import Event
 
 FORMATS = ("jsonl", "csv", "tsv")
 
@@ -156,7 +156,7 @@ class EventOutput:
     def __init__(
         self, fmt: str, out: Path | None, stdout: TextIO, with_file: bool = False
     ) -> None:
-        from live.events import make_writer
+        from hark.live.events import make_writer
 
         self._file: TextIO | None = None
         self.source: str | None = None  # the file events belong to, when several are replayed
@@ -199,7 +199,7 @@ def _sigterm_as_exception() -> Iterator[None]:
 
 
 def load_models(cfg: RunConfig) -> list:
-    from live.model import OnnxModel, RuntimeOptions
+    from hark.live.model import OnnxModel, RuntimeOptions
 
     opts = RuntimeOptions(threads=cfg.threads)
     models = [OnnxModel.load(spec, options=opts) for spec in cfg.models]
@@ -210,7 +210,7 @@ def load_models(cfg: RunConfig) -> list:
 
 
 def make_engine(models: list, cfg: RunConfig):  # noqa: ANN201 - live.engine.Engine
-    from live.engine import Engine, EngineOptions
+    from hark.live.engine import Engine, EngineOptions
 
     engine = Engine(models, EngineOptions(vad=cfg.vad, vad_mode=cfg.vad_mode))
     if os.environ.get("HARK_TRACE_FIRST_BLOCK") == "1":
@@ -241,15 +241,15 @@ def _want_ui(args: argparse.Namespace, live_stream: bool) -> bool:
 
 
 def run_replay(args: argparse.Namespace) -> int:
-    from live.model import bundled_dir
-    from live.sources import FileSource
+    from hark.live.model import bundled_dir
+    from hark.live.sources import FileSource
 
     cfg = _config(args)
     files = [Path(f) for f in args.files] or [bundled_dir() / "demo.wav"]
     models = load_models(cfg)
     rate = models[0].card.sample_rate
     if _want_ui(args, args.realtime):
-        from live.ui.app import run_ui
+        from hark.live.ui.app import run_ui
 
         return run_ui(models, cfg, files=files, realtime=True)
     # open every file first: a bad one fails before anything is printed
@@ -295,13 +295,13 @@ def _report_source(src: object, engine: object) -> None:
 
 
 def run_mic(args: argparse.Namespace) -> int:
-    from live.sources import MicSource
+    from hark.live.sources import MicSource
 
     cfg = _config(args)
     models = load_models(cfg)
     rate = models[0].card.sample_rate
     if _want_ui(args, True):
-        from live.ui.app import run_ui
+        from hark.live.ui.app import run_ui
 
         return run_ui(models, cfg, device=args.device, seconds=args.seconds)
     mic = MicSource(rate, device=args.device, block_ms=args.block_ms, max_seconds=args.seconds)
@@ -328,7 +328,7 @@ def run_mic(args: argparse.Namespace) -> int:
 
 
 def run_devices(args: argparse.Namespace) -> int:
-    from live.devices import format_devices
+    from hark.live.devices import format_devices
 
     print(format_devices())
     return 0

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
-from live.errors import HarkError
+from hark.live.errors import HarkError
 
 PORTAUDIO_MISSING = (
     "PortAudio library not found: install it (Debian/Ubuntu: apt-get install libportaudio2)"

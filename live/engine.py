@@ -14,13 +14,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from live.card import FrontendSpec, ModelCard
-from live.events import Event
-from live.features import Frontend
-from live.model import OnnxModel
-from live.runners import FrameRunner, WindowRunner
-from live.smoothing import Smoother
-from live.vad import VadGate, VadOptions
+from hark.live.card import FrontendSpec, ModelCard
+from hark.live.events import Event
+from hark.live.features import Frontend
+from hark.live.model import OnnxModel
+from hark.live.runners import FrameRunner, WindowRunner
+from hark.live.smoothing import Smoother
+from hark.live.vad import VadGate, VadOptions
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import ClassVar, TextIO
 
-from live.errors import HarkError
+from hark.live.errors import HarkError
 
 FORMATS = ("jsonl", "csv", "tsv")
 CSV_HEADER = ("onset", "offset", "event_label", "peak", "mean", "model")

@@ -12,7 +12,7 @@ from functools import lru_cache
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from live.card import FrontendSpec, Normalization
+from hark.live.card import FrontendSpec, Normalization
 
 SPECGRAM_EPS = 1e-10  # the Kaggle kernel's log(spec + 1e-10)
 

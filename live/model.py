@@ -10,8 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from live.card import CardError, ModelCard, load_card
-from live.errors import HarkError
+from hark.live.card import CardError, ModelCard, load_card
+from hark.live.errors import HarkError
 
 DEFAULT_MODEL = "commands"
 
@@ -31,7 +31,7 @@ class RuntimeOptions:
 
 def bundled_dir() -> Path:
     """Where the bundled models live (package data of `models`, no code imported from it)."""
-    return Path(str(resources.files("models"))) / "bundled"
+    return Path(str(resources.files("hark.models"))) / "bundled"
 
 
 def bundled_names() -> list[str]:

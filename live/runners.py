@@ -12,9 +12,9 @@ from collections.abc import Callable
 
 import numpy as np
 
-from live.card import InputSpec, Normalization
-from live.features import normalize
-from live.model import OnnxModel
+from hark.live.card import InputSpec, Normalization
+from hark.live.features import normalize
+from hark.live.model import OnnxModel
 
 
 class FrameRunner:

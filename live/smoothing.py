@@ -37,9 +37,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from live.card import TASKS, ModelCard, SmoothingSpec
-from live.errors import HarkError
-from live.events import Event
+from hark.live.card import TASKS, ModelCard, SmoothingSpec
+from hark.live.errors import HarkError
+from hark.live.events import Event
 
 _EPS_S = 1e-6  # tolerance when comparing durations built from float hops (far below any hop)
 

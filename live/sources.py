@@ -23,8 +23,8 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from live.devices import DeviceError, import_sounddevice, resolve_device
-from live.errors import HarkError
+from hark.live.devices import DeviceError, import_sounddevice, resolve_device
+from hark.live.errors import HarkError
 
 # libsndfile reports SF_COUNT_MAX frames when it cannot know the length (e.g. a pipe)
 _UNKNOWN_FRAMES = 2**62

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from live.card import VadSpec
-from live.errors import HarkError
+from hark.live.card import VadSpec
+from hark.live.errors import HarkError
 
 VAD_RATES = (8000, 16000, 32000, 48000)
 

@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from models.datasets import load_clips, only_unknown, speech_pool, speech_streams, sub_seed
+from hark.models.datasets import load_clips, only_unknown, speech_pool, speech_streams, sub_seed
 
 if TYPE_CHECKING:
-    from models.training import TrainOptions
+    from hark.models.training import TrainOptions
 
 Log = Callable[[str], None]
 
@@ -38,7 +38,7 @@ def clip_model(
 
 def speech_model_tuned(opts: TrainOptions, onnx_path: Path, data: Any, log: Log) -> Any:
     """The exported speech model, reloaded after tuning its card's VAD + smoothing (opts.tune)."""
-    from live.model import OnnxModel
+    from hark.live.model import OnnxModel
 
     model = OnnxModel.load(onnx_path)
     if not opts.tune:
@@ -52,8 +52,8 @@ def score_test_clips(
     opts: TrainOptions, model: Any, tree: Path, log: Log, how: str
 ) -> dict[str, Any]:
     """Score the test clips of `tree`; write the report (text, JSON, PNG); the card's figures."""
-    from models.evaluation import evaluate_clips
-    from models.reports import write_classification
+    from hark.models.evaluation import evaluate_clips
+    from hark.models.reports import write_classification
 
     res = evaluate_clips(model, tree, seed=opts.seed)
     write_classification(res.report, opts.out / "report" / "test_clips",
@@ -66,7 +66,7 @@ def score_test_clips(
 # ---- shared: validation streams, tuning, test streams -------------------------------------------
 def speech_val_streams(opts: TrainOptions, sr: int, data: Any, log: Log) -> tuple[list, list]:
     """Validation streams at the model rate: ([(audio, truth)], [audio of unknown words only])."""
-    from models.synth import command_truth
+    from hark.models.synth import command_truth
 
     if data.sample_rate != 16000:  # streams are built at 16 kHz (the CNN's clips are at 8 kHz)
         data = load_clips(data.source.root, 16000, 1.0, seed=opts.seed, splits=("validation",))
@@ -83,15 +83,15 @@ def speech_val_streams(opts: TrainOptions, sr: int, data: Any, log: Log) -> tupl
 
 
 def _at_rate(audio: np.ndarray, sr: int) -> np.ndarray:
-    from models.data.audio import resample
+    from hark.models.data.audio import resample
 
     return audio if sr == 16000 else resample(audio, 16000, sr)
 
 
 def tune_into_card(model: Any, onnx_path: Path, pos: list, neg: list, log: Log) -> None:
     """Choose VAD settings (gated models) and smoothing on validation; write them to the card."""
-    from live.card import load_card
-    from models.tuning import tune_with_vad
+    from hark.live.card import load_card
+    from hark.models.tuning import tune_with_vad
 
     vad, spec, figs = tune_with_vad(model, pos, neg, log=log)
     card_path = onnx_path.with_suffix(".json")
@@ -105,9 +105,9 @@ def tune_into_card(model: Any, onnx_path: Path, pos: list, neg: list, log: Log) 
 def speech_stream_eval(
     opts: TrainOptions, model: Any, tree: Path, out: Path, log: Log
 ) -> dict[str, Any]:
-    from models.evaluation import evaluate_streams, stream_pairs
-    from models.reports import format_events, write_json
-    from models.synth import write_speech_streams
+    from hark.models.evaluation import evaluate_streams, stream_pairs
+    from hark.models.reports import format_events, write_json
+    from hark.models.synth import write_speech_streams
 
     res: dict[str, Any] = {}
     for kind, unknown_only in (("words", False), ("unknown_only", True)):
@@ -141,10 +141,10 @@ def sounds_model(
     opts: TrainOptions, onnx_path: Path, val_list: list, log: Log
 ) -> dict[str, Any]:
     """The sound-event model: tune smoothing, then fresh test streams at 10 dB and 0-20 dB."""
-    from live.model import OnnxModel
-    from models.evaluation import evaluate_streams, stream_pairs
-    from models.reports import format_events, write_json
-    from models.synth import write_sound_streams
+    from hark.live.model import OnnxModel
+    from hark.models.evaluation import evaluate_streams, stream_pairs
+    from hark.models.reports import format_events, write_json
+    from hark.models.synth import write_sound_streams
     model = OnnxModel.load(onnx_path)
     if opts.tune:
         tune_into_card(model, onnx_path, [(s.audio, s.events) for s in val_list], [], log)

@@ -1,4 +1,4 @@
-"""Rebuild the bundled models from nothing: `python -m models.bundle --work out/bundle`.
+"""Rebuild the bundled models from nothing: `python -m hark.models.bundle --work out/bundle`.
 
 Runs, as subprocesses, exactly the `hark` commands the README lists (seeded), times each one,
 copies NAME.onnx + NAME.json into models/bundled/ (with --install) and writes the demo. The
@@ -100,8 +100,8 @@ def run(work: Path, install: bool, only: set[str] | None = None) -> list[dict[st
         print(f"== {what}: {dt} s", flush=True)
         log.append({"step": what, "command": line, "seconds": dt})
     if install:
-        from live.model import bundled_dir
-        from models.demo import write_demo
+        from hark.live.model import bundled_dir
+        from hark.models.demo import write_demo
 
         dest = bundled_dir()
         dest.mkdir(parents=True, exist_ok=True)

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from live.errors import HarkError
+from hark.live.errors import HarkError
 
 TRAIN_EXAMPLES = """\
 examples:
@@ -190,7 +190,7 @@ def _parse_sets(items: list[str]) -> dict[str, Any]:
 
 def run_train(args: argparse.Namespace) -> int:
     """The `hark train` command."""
-    from models.training import TrainOptions, train
+    from hark.models.training import TrainOptions, train
 
     opts = TrainOptions(
         arch=args.arch,
@@ -234,9 +234,9 @@ def run_train(args: argparse.Namespace) -> int:
 
 def run_eval(args: argparse.Namespace) -> int:
     """The `hark eval` command."""
-    from live.model import OnnxModel
-    from models.evaluation import evaluate_clips, evaluate_streams, stream_pairs
-    from models.reports import format_events, write_json
+    from hark.live.model import OnnxModel
+    from hark.models.evaluation import evaluate_clips, evaluate_streams, stream_pairs
+    from hark.models.reports import format_events, write_json
 
     model = OnnxModel.load(args.model)
     vad = None if args.vad is None else args.vad == "on"
@@ -279,7 +279,7 @@ def run_eval(args: argparse.Namespace) -> int:
 def _write_card(onnx_path: Path, key: str, result: dict[str, Any]) -> None:
     import dataclasses
 
-    from live.card import load_card
+    from hark.live.card import load_card
 
     card_path = onnx_path.with_suffix(".json")
     card = load_card(card_path)
@@ -292,7 +292,7 @@ def _write_card(onnx_path: Path, key: str, result: dict[str, Any]) -> None:
 
 def run_synth(args: argparse.Namespace) -> int:
     """The `hark synth` command."""
-    from models import synth
+    from hark.models import synth
 
     try:
         if args.what == "tree":
@@ -310,7 +310,7 @@ def run_synth(args: argparse.Namespace) -> int:
                                               duration_s=args.seconds, snr_db=tuple(args.snr))
             print(f"{len(files)} streams in {args.out}")
         else:
-            from models.demo import write_demo
+            from hark.models.demo import write_demo
 
             wav, tsv = write_demo(args.out, seed=args.seed)
             print(f"demo recording {wav} with truth {tsv}")

@@ -13,13 +13,13 @@ from pathlib import Path
 
 import numpy as np
 
-from export.presets import PRESETS
-from live.card import FrontendSpec, Normalization
-from live.features import compute_features
-from models.data.augment import Augmenter
-from models.data.events import Event, Stream, frame_targets, read_dcase_tsv
-from models.data.sound_events import EVENT_CLASSES, EventStreamOptions, make_event_stream
-from models.data.speech_commands import (
+from hark.export.presets import PRESETS
+from hark.live.card import FrontendSpec, Normalization
+from hark.live.features import compute_features
+from hark.models.data.augment import Augmenter
+from hark.models.data.events import Event, Stream, frame_targets, read_dcase_tsv
+from hark.models.data.sound_events import EVENT_CLASSES, EventStreamOptions, make_event_stream
+from hark.models.data.speech_commands import (
     LABELS_12,
     SILENCE,
     UNKNOWN,
@@ -27,7 +27,7 @@ from models.data.speech_commands import (
     Split,
     load_speech_commands,
 )
-from models.data.streams import SpeechStreamOptions, make_speech_stream
+from hark.models.data.streams import SpeechStreamOptions, make_speech_stream
 
 # arch -> the export preset naming its frontend and sample rate
 ARCH_PRESET: dict[str, str] = {
@@ -170,7 +170,7 @@ def sound_streams(
 
 def read_streams(folder: str | Path) -> list[Stream]:
     """Every X.wav with an X.tsv beside it in a folder (sorted), e.g. from generate_event_set."""
-    from models.data.audio import read_audio
+    from hark.models.data.audio import read_audio
 
     streams = []
     for wav in sorted(Path(folder).glob("*.wav")):

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
-from models.data.audio import active_extent, db_to_amplitude, write_wav
-from models.data.augment import coloured_noise
-from models.data.events import Event, write_dcase_tsv
-from models.data.sound_events import synth_event
-from models.data.tts import Prosody, Voice, espeak_voices, synth_clip
+from hark.models.data.audio import active_extent, db_to_amplitude, write_wav
+from hark.models.data.augment import coloured_noise
+from hark.models.data.events import Event, write_dcase_tsv
+from hark.models.data.sound_events import synth_event
+from hark.models.data.tts import Prosody, Voice, espeak_voices, synth_clip
 
 SAMPLE_RATE = 16000
 DURATION_S = 26.0
@@ -35,7 +35,7 @@ FILLERS = ("house", "marvin")
 
 def heldout_voices(seed: int = BUNDLED_TREE_SEED) -> list[Voice]:
     """espeak-ng voices whose speaker lands in the test split of a tree made with `seed`."""
-    from models.data.synth_speech import SpeechSetOptions, _word_key, assign_speakers
+    from hark.models.data.synth_speech import SpeechSetOptions, _word_key, assign_speakers
 
     voices = espeak_voices()
     opts = SpeechSetOptions()

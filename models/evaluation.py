@@ -22,11 +22,16 @@ from typing import Any
 
 import numpy as np
 
-from live.engine import Engine, EngineOptions
-from live.events import Event, read_events_tsv
-from live.model import OnnxModel
-from live.smoothing import Smoother
-from models.metrics import ClassificationReport, EventScores, classification_report, label_flips
+from hark.live.engine import Engine, EngineOptions
+from hark.live.events import Event, read_events_tsv
+from hark.live.model import OnnxModel
+from hark.live.smoothing import Smoother
+from hark.models.metrics import (
+    ClassificationReport,
+    EventScores,
+    classification_report,
+    label_flips,
+)
 
 SILENCE = "_silence_"
 UNKNOWN = "_unknown_"
@@ -101,7 +106,7 @@ class ClipEvaluation:
 
 def evaluate_clips(model: OnnxModel, root: str | Path, seed: int = 0) -> ClipEvaluation:
     """Score a model on a Speech Commands folder (its test list, or every clip if it has none)."""
-    from models.data.speech_commands import TESTING_LIST, load_speech_commands
+    from hark.models.data.speech_commands import TESTING_LIST, load_speech_commands
 
     card = model.card
     if card.task != "multiclass":
@@ -191,7 +196,7 @@ def replay_events(
     model: OnnxModel, audio_path: str | Path, vad: bool | None = None
 ) -> tuple[list[Event], np.ndarray, float]:
     """Replay a file through the engine as `hark replay` does: (events, smoothed, seconds)."""
-    from live.sources import FileSource
+    from hark.live.sources import FileSource
 
     card = model.card
     src = FileSource(audio_path, card.sample_rate)

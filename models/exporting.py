@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from live.card import (
+from hark.live.card import (
     FrontendSpec,
     InputSpec,
     ModelCard,
@@ -23,7 +23,7 @@ from live.card import (
     StateSpec,
     VadSpec,
 )
-from models.architectures import BuiltModel, streaming_twin
+from hark.models.architectures import BuiltModel, streaming_twin
 
 PARITY_TOLERANCE = 1e-4
 
@@ -48,7 +48,7 @@ class ExportRequest:
 
 def _convert_available() -> Any | None:
     try:
-        from export.convert import convert
+        from hark.export.convert import convert
     except ImportError:
         return None
     return convert
@@ -95,7 +95,7 @@ def _via_export(
 
 def _merge_card(onnx_path: Path, req: ExportRequest) -> None:
     """Add our provenance/evaluation to the card the exporter wrote (its fields win)."""
-    from live.card import load_card
+    from hark.live.card import load_card
 
     card_path = onnx_path.with_suffix(".json")
     card = load_card(card_path)

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from models.metrics import ClassificationReport
+from hark.models.metrics import ClassificationReport
 
 
 def write_json(path: str | Path, data: dict[str, Any]) -> Path:

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from models.data.events import Event, Stream
-from models.data.speech_commands import COMMAND_WORDS, UNKNOWN
+from hark.models.data.events import Event, Stream
+from hark.models.data.speech_commands import COMMAND_WORDS, UNKNOWN
 
 COMPLETE_MARK = ".complete"
 
@@ -42,8 +42,8 @@ def ensure_tree(
 
     all_test: list every clip in testing_list.txt (a held-out synthesizer is test data only).
     """
-    from models.data.speech_commands import TESTING_LIST, VALIDATION_LIST
-    from models.data.synth_speech import generate_speech_commands
+    from hark.models.data.speech_commands import TESTING_LIST, VALIDATION_LIST
+    from hark.models.data.synth_speech import generate_speech_commands
 
     out = Path(root)
     mark = out / COMPLETE_MARK
@@ -87,7 +87,7 @@ def write_speech_streams(
     prefix: str = "speech",
 ) -> list[Path]:
     """Write n streams (PREFIX_NNN.wav + .tsv) from one split of a tree; returns the wavs."""
-    from models.datasets import load_clips, only_unknown, speech_pool, speech_streams
+    from hark.models.datasets import load_clips, only_unknown, speech_pool, speech_streams
 
     data = load_clips(tree, 16000, splits=(split,))  # type: ignore[arg-type]
     pool = speech_pool(data, split)
@@ -114,7 +114,7 @@ def write_sound_streams(
     prefix: str = "sounds",
 ) -> list[Path]:
     """Write n sound-event streams at an SNR (range); returns the wavs."""
-    from models.datasets import sound_streams
+    from hark.models.datasets import sound_streams
 
     out = Path(out_dir)
     written = []

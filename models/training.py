@@ -27,11 +27,11 @@ from typing import Any
 
 import numpy as np
 
-from live.card import SmoothingSpec, VadSpec
-from live.features import n_frames_for
-from models import architectures as A
-from models import assess
-from models.datasets import (
+from hark.live.card import SmoothingSpec, VadSpec
+from hark.live.features import n_frames_for
+from hark.models import architectures as A
+from hark.models import assess
+from hark.models.datasets import (
     COMMAND_FRAME_LABELS,
     SOUND_LABELS,
     arch_frontend,
@@ -51,7 +51,7 @@ from models.datasets import (
     sub_seed,
     voice_augment,
 )
-from models.synth import ensure_tree
+from hark.models.synth import ensure_tree
 
 Log = Callable[[str], None]
 TASKS = ("commands", "sounds")
@@ -114,7 +114,7 @@ class TrainResult:
 
 def setup_tensorflow(seed: int, threads: int) -> Any:
     """Quiet TF, pin its thread pools, seed every generator, ask for deterministic ops."""
-    from export.loading import require_toolchain
+    from hark.export.loading import require_toolchain
 
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"  # tf.data's C++ warnings on every fit
     require_toolchain()
@@ -232,7 +232,7 @@ def train(opts: TrainOptions, log: Log = print) -> TrainResult:
 
 # ---- clip models -----------------------------------------------------------------------------
 def _train_clips(opts: TrainOptions, keras: Any, log: Log) -> TrainResult:
-    from models.exporting import ExportRequest, export_model
+    from hark.models.exporting import ExportRequest, export_model
 
     spec, sr = arch_frontend(opts.arch)
     tree = _resolve_tree(opts, log)
@@ -291,7 +291,7 @@ def replace_smoothing(spec: SmoothingSpec, **changes: Any) -> SmoothingSpec:
 
 
 def _train_frames(opts: TrainOptions, keras: Any, log: Log) -> TrainResult:
-    from models.exporting import ExportRequest, export_model
+    from hark.models.exporting import ExportRequest, export_model
 
     spec, sr = arch_frontend("rnn")
     multilabel = opts.task == "sounds"
@@ -408,8 +408,8 @@ def _provenance(opts: TrainOptions, cfg: Any, tree: Path | None) -> dict[str, An
 
 
 def _finish(opts: TrainOptions, result: TrainResult, log: Log) -> None:
-    from live.card import load_card
-    from models.reports import write_json
+    from hark.live.card import load_card
+    from hark.models.reports import write_json
 
     card_path = result.onnx_path.with_suffix(".json")
     card = load_card(card_path)

@@ -17,11 +17,11 @@ from typing import Any
 
 import numpy as np
 
-from live.card import SmoothingSpec, VadSpec
-from live.engine import Engine, EngineOptions
-from live.model import OnnxModel
-from live.smoothing import Smoother
-from models.metrics import EventLike, EventScores
+from hark.live.card import SmoothingSpec, VadSpec
+from hark.live.engine import Engine, EngineOptions
+from hark.live.model import OnnxModel
+from hark.live.smoothing import Smoother
+from hark.models.metrics import EventLike, EventScores
 
 # false events per minute (on streams that should give none) that cost nothing; above it each
 # one costs FA_PENALTY of F1: a quiet room staying quiet matters more than one more word found.

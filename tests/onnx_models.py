@@ -13,7 +13,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from live.card import (
+from hark.live.card import (
     FrontendSpec,
     InputSpec,
     ModelCard,
@@ -294,6 +294,6 @@ def band_energy_model(
 
 def with_card(path: Path, **changes: object) -> ModelCard:
     """The card beside `path` with some fields replaced (for mismatch tests)."""
-    from live.card import load_card
+    from hark.live.card import load_card
 
     return replace(load_card(path.with_suffix(".json")), **changes)  # type: ignore[arg-type]

@@ -30,7 +30,7 @@ class AudioSpec:
 def load(spec: AudioSpec, sample_rate: int) -> np.ndarray:
     """Mono float32 at sample_rate."""
     if spec.path is not None:
-        from live.sources import FileSource
+        from hark.live.sources import FileSource
 
         src = FileSource(spec.path, sample_rate, block_s=1.0)
         try:
@@ -88,7 +88,7 @@ def synth(seconds: float, sample_rate: int, seed: int = 0) -> np.ndarray:
 
 def default_audio() -> AudioSpec:
     """The bundled demo recording if installed, else 10 s of synthesis."""
-    from live.model import bundled_dir
+    from hark.live.model import bundled_dir
 
     demo = bundled_dir() / "demo.wav"
     return AudioSpec(path=demo) if demo.is_file() else AudioSpec(synth_s=10.0)

@@ -53,7 +53,7 @@ def baseline_window_s(card: Any) -> float:
 # ---- (b) the same ONNX model on the whole window -----------------------------------------
 def onnx_window(model: Any, audio: np.ndarray, limit: int) -> dict[str, Any]:
     """Time (b) per decision; returns its JSON summary."""
-    from live.features import compute_features
+    from hark.live.features import compute_features
 
     card = model.card
     window_s = baseline_window_s(card)
@@ -172,7 +172,7 @@ def _build_keras(card: Any, onnx_path: Path) -> tuple[Any, str]:
     n_classes = len(card.labels)
     arch: Any
     try:
-        from models import architectures as arch
+        from hark.models import architectures as arch
     except ImportError:
         arch = None
     if card.streaming:
@@ -238,7 +238,7 @@ def _keras_child(job: dict[str, Any]) -> dict[str, Any]:
 
     tf.config.threading.set_intra_op_parallelism_threads(int(job["threads"]))
     tf.config.threading.set_inter_op_parallelism_threads(1)
-    from live.card import load_card
+    from hark.live.card import load_card
 
     onnx_path = Path(job["model"])
     card = load_card(onnx_path.with_suffix(".json"))

@@ -166,10 +166,10 @@ class BatchedFrameStreams:
 
     def __init__(self, model: Any, n: int, options: Any = None, session: Any = None,
                  record: bool = False) -> None:
-        from live.engine import EngineOptions
-        from live.features import Frontend
-        from live.smoothing import Smoother
-        from live.vad import VadOptions
+        from hark.live.engine import EngineOptions
+        from hark.live.features import Frontend
+        from hark.live.smoothing import Smoother
+        from hark.live.vad import VadOptions
 
         options = options or EngineOptions()
         card = model.card

@@ -164,7 +164,7 @@ def _stage_p50(stages: np.ndarray) -> dict[str, float]:
 def measure_unbatched(model: Any, n: int, audio: np.ndarray, block: int, hops: int,
                       options: Any, clock: str = "cpu") -> Trial:
     """N live Engines sharing one session (state lives in each engine's runner)."""
-    from live.engine import Engine
+    from hark.live.engine import Engine
 
     t_start = time.perf_counter()
     engines = [Engine([model], options) for _ in range(n)]

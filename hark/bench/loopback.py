@@ -52,7 +52,7 @@ from typing import Any
 import numpy as np
 
 from hark.bench.timing import Dist
-from live.errors import HarkError
+from hark.live.errors import HarkError
 
 TOOLS = ("pulseaudio", "pacat")
 SINK = "hark_bench"
@@ -259,7 +259,7 @@ def make_probe(spec: str, card: Any, label: str | None = None) -> Probe:
         return Probe(spec, _trim(_say(arg, rate)), label or arg)
     if kind == "event":
         try:
-            from models.data.sound_events import synth_event
+            from hark.models.data.sound_events import synth_event
         except ImportError as e:
             raise LoopbackError(f"probe {spec}: models.data is not importable ({e})") from e
         return Probe(spec, _trim(synth_event(arg, np.random.default_rng(3), rate)), label or arg)
@@ -287,7 +287,7 @@ def detected_offline(model: Any, probe: Probe) -> bool:
 
     With such a probe the loopback measures timing, not recognition.
     """
-    from live.engine import Engine
+    from hark.live.engine import Engine
 
     rate = model.card.sample_rate
     x = np.zeros(rate + probe.audio.size + 2 * rate, np.float32)
@@ -421,9 +421,9 @@ def run_loopback(model: Any, probe: Probe, n_probes: int = 8, block_ms: float = 
 
 def _measure(model: Any, probe: Probe, pa: PulseDaemon, timeline: np.ndarray, starts: list[int],
              block: int, latency_ms: int, options: Any) -> dict[str, Any]:
-    from live.devices import import_sounddevice
-    from live.engine import Engine, EngineOptions
-    from live.sources import MicSource
+    from hark.live.devices import import_sounddevice
+    from hark.live.engine import Engine, EngineOptions
+    from hark.live.sources import MicSource
 
     card = model.card
     rate = card.sample_rate

@@ -17,7 +17,7 @@ import numpy as np
 from hark.bench import audio as bench_audio
 from hark.bench import report
 from hark.bench.timing import machine_info, ratio
-from live.errors import HarkError
+from hark.live.errors import HarkError
 
 SCHEMA = 1
 
@@ -57,13 +57,13 @@ def blas_threads(n: int) -> Iterator[None]:
 
 
 def _engine_options(vad: str) -> Any:
-    from live.engine import EngineOptions
+    from hark.live.engine import EngineOptions
 
     return EngineOptions(vad={"card": None, "on": True, "off": False}[vad])
 
 
 def _load_models(specs: list[str] | None, threads: int) -> list[Any]:
-    from live.model import OnnxModel, RuntimeOptions, bundled_names
+    from hark.live.model import OnnxModel, RuntimeOptions, bundled_names
 
     if not specs:
         specs = bundled_names()
@@ -150,7 +150,7 @@ def _capacity(models: list[Any], args: argparse.Namespace, effort: Effort, optio
         "models": [],
     }
     if args.threads != 1:  # capacity is per core: one intra-op thread, whatever --threads says
-        from live.model import OnnxModel, RuntimeOptions
+        from hark.live.model import OnnxModel, RuntimeOptions
 
         models = [OnnxModel.load(m.path, options=RuntimeOptions(threads=1)) for m in models]
     with capacity.one_core(cpu) as pin:

@@ -49,7 +49,7 @@ class Replay:
 def warm_up(models: Sequence[Any], options: Any) -> None:
     """Run every session a few times on a throwaway engine (first calls allocate)."""
     from hark.bench.audio import synth
-    from live.engine import Engine
+    from hark.live.engine import Engine
 
     longest = max(float(m.card.window_s or 0.0) for m in models) + 0.3
     rate = models[0].card.sample_rate
@@ -59,7 +59,7 @@ def warm_up(models: Sequence[Any], options: Any) -> None:
 
 def replay(models: Sequence[Any], audio: np.ndarray, block: int, options: Any) -> Replay:
     """Feed `audio` to a fresh Engine(models) in blocks of `block` samples; time every feed."""
-    from live.engine import Engine
+    from hark.live.engine import Engine
 
     engine = Engine(list(models), options)
     streams = engine.streams

@@ -31,13 +31,13 @@ from textual.geometry import Region
 from textual.message import Message
 from textual.widgets import Footer
 
-from live.ui.help import HelpScreen
-from live.ui.session import UISession
-from live.ui.state import Snapshot
-from live.ui.widgets.meters import InputPanel, LatencyPanel
-from live.ui.widgets.now import EventsPanel, NowPanel
-from live.ui.widgets.roll import LABEL_MAX, RollSection
-from live.ui.widgets.status import StatusBar
+from hark.live.ui.help import HelpScreen
+from hark.live.ui.session import UISession
+from hark.live.ui.state import Snapshot
+from hark.live.ui.widgets.meters import InputPanel, LatencyPanel
+from hark.live.ui.widgets.now import EventsPanel, NowPanel
+from hark.live.ui.widgets.roll import LABEL_MAX, RollSection
+from hark.live.ui.widgets.status import StatusBar
 
 REFRESH_HZ = 20.0  # redraws per second at most
 DEFAULT_ROLL_S = 10.0
@@ -340,7 +340,7 @@ def run_ui(
     cfg is live.cli.RunConfig (vad, vad_mode, fmt, out; optional roll_seconds, block_ms).
     Events are written and flushed to cfg.out as they finish, exactly as without the UI.
     """
-    from live.engine import EngineOptions
+    from hark.live.engine import EngineOptions
 
     roll_seconds = float(getattr(cfg, "roll_seconds", None) or DEFAULT_ROLL_S)
     options = EngineOptions(vad=cfg.vad, vad_mode=cfg.vad_mode)
@@ -351,14 +351,14 @@ def run_ui(
         save_dir=out.parent if out is not None else None,
     )
     if files is not None:
-        from live.sources import FileSource
+        from hark.live.sources import FileSource
 
         # 20 ms blocks: the roll moves smoothly at 20 redraws a second
         sources = [FileSource(f, rate, block_s=0.02, realtime=realtime) for f in files]
         session = UISession(models, sources, kind="file", paced=realtime, **common)
         exit_when_done = False  # keep the last picture on screen until q
     else:
-        from live.sources import MicSource
+        from hark.live.sources import MicSource
 
         block_ms = float(getattr(cfg, "block_ms", None) or 10)
         mic = MicSource(rate, device=device, block_ms=block_ms, max_seconds=seconds)

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from live.errors import HarkError
-from live.ui.state import Snapshot
+from hark.live.errors import HarkError
+from hark.live.ui.state import Snapshot
 
 
 def save_roll_png(snapshot: Snapshot, path: Path, roll_seconds: float) -> Path:

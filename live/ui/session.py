@@ -24,10 +24,10 @@ from typing import Any
 
 import numpy as np
 
-from live.engine import Engine, EngineOptions
-from live.errors import HarkError
-from live.events import Event, EventWriter, open_writer
-from live.ui.state import FROZEN_LATENCY, LatencyMeter, ModelView, Snapshot
+from hark.live.engine import Engine, EngineOptions
+from hark.live.errors import HarkError
+from hark.live.events import Event, EventWriter, open_writer
+from hark.live.ui.state import FROZEN_LATENCY, LatencyMeter, ModelView, Snapshot
 
 CLIP_LEVEL = 0.999  # |sample| at or above this counts as clipping (float full scale is 1.0)
 CLIP_HOLD_S = 2.0  # the clipping mark stays on this long (audio time) after the last clip
@@ -351,7 +351,7 @@ class UISession:
     # ---- saving (the 's' key) ----------------------------------------------------------------
     def save(self, directory: Path | None = None, stamp: str | None = None) -> list[Path]:
         """Write every event so far and a PNG of the current roll; return the two paths."""
-        from live.ui.export_png import save_roll_png
+        from hark.live.ui.export_png import save_roll_png
 
         directory = Path(directory or self.save_dir or Path.cwd())
         directory.mkdir(parents=True, exist_ok=True)

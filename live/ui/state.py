@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from live.events import Event
+from hark.live.events import Event
 
 STAGES = ("vad", "features", "inference", "smoothing", "e2e")
 

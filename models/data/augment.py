@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from models.data.audio import FloatArray, db_to_amplitude, power
+from hark.models.data.audio import FloatArray, db_to_amplitude, power
 
 # Power spectral density goes as f**k for each colour (k = 0 white, -1 pink: -3 dB/octave, ...).
 NOISE_EXPONENTS: dict[str, float] = {

@@ -15,7 +15,7 @@ from typing import Literal, overload
 import numpy as np
 import numpy.typing as npt
 
-from models.data.audio import FloatArray, IntArray, write_wav
+from hark.models.data.audio import FloatArray, IntArray, write_wav
 
 DCASE_HEADER = ("onset", "offset", "event_label")
 

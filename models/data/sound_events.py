@@ -15,11 +15,11 @@ import numpy as np
 from scipy.signal import butter, sosfilt
 from scipy.signal.windows import tukey
 
-from models.data.audio import FloatArray, active_extent, power
-from models.data.augment import NOISE_COLOURS, coloured_noise
-from models.data.events import Event, Stream
-from models.data.speech_commands import COMMAND_WORDS
-from models.data.tts import Prosody, Voice, espeak_voices, synth_clip
+from hark.models.data.audio import FloatArray, active_extent, power
+from hark.models.data.augment import NOISE_COLOURS, coloured_noise
+from hark.models.data.events import Event, Stream
+from hark.models.data.speech_commands import COMMAND_WORDS
+from hark.models.data.tts import Prosody, Voice, espeak_voices, synth_clip
 
 EVENT_CLASSES: tuple[str, ...] = ("clap", "whistle", "beep", "knock", "speech")
 SPEECH_TEXTS: tuple[str, ...] = (

@@ -18,7 +18,7 @@ from typing import Literal
 
 import numpy as np
 
-from models.data.audio import FloatArray, IntArray, audio_info, fix_length, read_audio
+from hark.models.data.audio import FloatArray, IntArray, audio_info, fix_length, read_audio
 
 COMMAND_WORDS: tuple[str, ...] = (
     "yes",

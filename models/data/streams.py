@@ -11,10 +11,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from models.data.audio import FloatArray, active_extent
-from models.data.augment import coloured_noise, noise_gain_for_snr
-from models.data.events import Event, Stream
-from models.data.speech_commands import SILENCE
+from hark.models.data.audio import FloatArray, active_extent
+from hark.models.data.augment import coloured_noise, noise_gain_for_snr
+from hark.models.data.events import Event, Stream
+from hark.models.data.speech_commands import SILENCE
 
 
 @dataclass(frozen=True)

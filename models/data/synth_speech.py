@@ -5,7 +5,7 @@ audible part and placed at a random offset in a `clip_s` clip. Every speaker (vo
 exactly one split, listed in validation_list.txt / testing_list.txt like the real dataset. A tree
 from flite, never used for training, measures how far the espeak-trained models generalise.
 
-Command line: python -m models.data.synth_speech OUT_DIR --n-per-word 100 [--engine flite]
+Command line: python -m hark.models.data.synth_speech OUT_DIR --n-per-word 100 [--engine flite]
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from models.data.audio import FloatArray, active_extent, db_to_amplitude, write_wav
-from models.data.augment import NOISE_COLOURS, coloured_noise
-from models.data.speech_commands import (
+from hark.models.data.audio import FloatArray, active_extent, db_to_amplitude, write_wav
+from hark.models.data.augment import NOISE_COLOURS, coloured_noise
+from hark.models.data.speech_commands import (
     BACKGROUND_NOISE_DIR,
     COMMAND_WORDS,
     NOHASH,
@@ -32,7 +32,7 @@ from models.data.speech_commands import (
     VALIDATION_LIST,
     Split,
 )
-from models.data.tts import ENGINES, Engine, Prosody, Voice, synth_clip, voices_for
+from hark.models.data.tts import ENGINES, Engine, Prosody, Voice, synth_clip, voices_for
 
 # The dataset's auxiliary words, its v2 additions, and five more everyday words: ~30 fillers.
 UNKNOWN_WORDS: tuple[str, ...] = (

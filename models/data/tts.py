@@ -20,7 +20,7 @@ from typing import Literal
 
 import numpy as np
 
-from models.data.audio import FloatArray, audio_info, read_audio
+from hark.models.data.audio import FloatArray, audio_info, read_audio
 
 Engine = Literal["espeak", "flite"]
 ENGINES: tuple[Engine, ...] = ("espeak", "flite")

@@ -12,7 +12,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from live.card import InputSpec, ModelCard, SmoothingSpec, StateSpec, VadSpec
+from hark.live.card import InputSpec, ModelCard, SmoothingSpec, StateSpec, VadSpec
 from tests.onnx_models import LOGMEL
 
 

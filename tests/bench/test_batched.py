@@ -9,9 +9,9 @@ import pytest
 
 from hark.bench import batched
 from hark.bench.audio import synth
-from live.engine import Engine, EngineOptions
-from live.model import OnnxModel
-from live.vad import VadGate, VadOptions
+from hark.live.engine import Engine, EngineOptions
+from hark.live.model import OnnxModel
+from hark.live.vad import VadGate, VadOptions
 
 RATE = 16000
 HOP = 160

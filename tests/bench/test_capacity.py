@@ -11,8 +11,8 @@ import pytest
 from hark.bench import capacity
 from hark.bench.audio import synth
 from hark.bench.timing import Dist
-from live.engine import EngineOptions
-from live.model import OnnxModel
+from hark.live.engine import EngineOptions
+from hark.live.model import OnnxModel
 
 
 def _trial(n: int, per_stream_us: float, jitter: float = 0.0) -> capacity.Trial:

@@ -8,8 +8,8 @@ import numpy as np
 
 from hark.bench import stages
 from hark.bench.audio import synth
-from live.engine import EngineOptions
-from live.model import OnnxModel
+from hark.live.engine import EngineOptions
+from hark.live.model import OnnxModel
 
 
 def test_per_decision_groups_hops_by_decision() -> None:

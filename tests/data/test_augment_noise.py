@@ -4,7 +4,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.signal import welch
 
-from models.data.augment import (
+from hark.models.data.augment import (
     NOISE_EXPONENTS,
     Augmenter,
     apply_gain_db,

@@ -3,7 +3,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.data.events import (
+from hark.models.data.events import (
     Event,
     Stream,
     frame_targets,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from live.card import Normalization
-from models.datasets import spec_augment, voice_augment
+from hark.live.card import Normalization
+from hark.models.datasets import spec_augment, voice_augment
 
 BINS = 40
 NORM = Normalization(mean=tuple(np.linspace(-8.0, -12.0, BINS)), std=tuple(np.full(BINS, 2.0)))

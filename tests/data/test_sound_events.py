@@ -3,8 +3,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.data.events import read_dcase_tsv
-from models.data.sound_events import (
+from hark.models.data.events import read_dcase_tsv
+from hark.models.data.sound_events import (
     EVENT_CLASSES,
     EventStreamOptions,
     generate_event_set,

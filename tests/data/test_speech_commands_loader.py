@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from models.data.speech_commands import (
+from hark.models.data.speech_commands import (
     COMMAND_WORDS,
     LABELS_12,
     SILENCE,

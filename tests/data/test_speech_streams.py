@@ -3,9 +3,9 @@ from collections.abc import Sequence
 import numpy as np
 import pytest
 
-from models.data.events import Event, frame_targets
-from models.data.speech_commands import SILENCE, UNKNOWN
-from models.data.streams import SpeechStreamOptions, make_speech_stream
+from hark.models.data.events import Event, frame_targets
+from hark.models.data.speech_commands import SILENCE, UNKNOWN
+from hark.models.data.streams import SpeechStreamOptions, make_speech_stream
 
 SR = 16000
 

@@ -4,9 +4,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.data.audio import active_extent
-from models.data.speech_commands import SILENCE, UNKNOWN, load_speech_commands, speaker_of
-from models.data.synth_speech import (
+from hark.models.data.audio import active_extent
+from hark.models.data.speech_commands import SILENCE, UNKNOWN, load_speech_commands, speaker_of
+from hark.models.data.synth_speech import (
     GenerationReport,
     SpeechSetOptions,
     assign_speakers,
@@ -14,7 +14,7 @@ from models.data.synth_speech import (
     render_word,
     split_counts,
 )
-from models.data.tts import (
+from hark.models.data.tts import (
     ESPEAK_ACCENTS,
     Prosody,
     Voice,

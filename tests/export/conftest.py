@@ -20,8 +20,8 @@ LABELS3 = ("yes", "no", "_silence_")
 
 
 def _toolchain() -> tuple[Any, Any]:
-    from export.errors import ToolchainError
-    from export.loading import require_toolchain
+    from hark.export.errors import ToolchainError
+    from hark.export.loading import require_toolchain
 
     try:
         require_toolchain()  # imports TensorFlow quietly (before anything else loads it)
@@ -180,8 +180,8 @@ ARCHITECTURES = [
 @pytest.fixture(scope="session")
 def exported(saved: dict[str, Spec], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """Every architecture exported once through export.convert: name -> ExportResult."""
-    from export.convert import convert
-    from live.card import Normalization
+    from hark.export.convert import convert
+    from hark.live.card import Normalization
 
     out_dir = tmp_path_factory.mktemp("exported")
     rng = np.random.default_rng(11)
@@ -205,7 +205,7 @@ def exported(saved: dict[str, Spec], tmp_path_factory: pytest.TempPathFactory) -
 @pytest.fixture(scope="session")
 def keras_models(saved: dict[str, Spec]) -> dict[str, Any]:
     """The saved models loaded as export loads them (the reference for parity)."""
-    from export.loading import load
+    from hark.export.loading import load
 
     return {name: load(spec.path).model for name, spec in saved.items()
             if name in ARCHITECTURES}

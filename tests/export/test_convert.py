@@ -50,7 +50,7 @@ def test_parity_within_tolerance(exported: dict[str, Any], name: str) -> None:
 def test_card_loads_and_matches_graph(exported: dict[str, Any], name: str) -> None:
     import onnxruntime as ort
 
-    from live.card import load_card
+    from hark.live.card import load_card
 
     r = exported[name]
     card = load_card(r.card_path)
@@ -194,7 +194,7 @@ def _more_layers(K: Any) -> list[tuple[str, Any, str]]:
 @pytest.mark.parametrize("flavour", ["keras", "tf_keras"])
 @pytest.mark.filterwarnings("ignore:You are saving your model")
 def test_more_layer_kinds(toolchain: Any, tmp_path: Any, flavour: str) -> None:
-    from export.convert import convert
+    from hark.export.convert import convert
     from tests.export.conftest import randomize
 
     K = toolchain[0] if flavour == "keras" else toolchain[1]

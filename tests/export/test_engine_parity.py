@@ -26,9 +26,9 @@ def _audio(rate: int, seconds: float, seed: int) -> np.ndarray:
 @pytest.mark.parametrize("chunk", [None, 437])
 def test_frames_model_through_engine(exported: dict[str, Any], keras_models: dict[str, Any],
                                      name: str, chunk: int | None) -> None:
-    from live.engine import offline_posteriors
-    from live.features import compute_features
-    from live.model import OnnxModel
+    from hark.live.engine import offline_posteriors
+    from hark.live.features import compute_features
+    from hark.live.model import OnnxModel
 
     r = exported[name]
     model = OnnxModel.load(r.onnx_path)
@@ -45,9 +45,9 @@ def test_frames_model_through_engine(exported: dict[str, Any], keras_models: dic
 @pytest.mark.skipif(not ENGINE_READY, reason="live.engine / live.model not written yet")
 def test_window_model_through_engine(exported: dict[str, Any],
                                      keras_models: dict[str, Any]) -> None:
-    from live.engine import offline_posteriors
-    from live.features import compute_features
-    from live.model import OnnxModel
+    from hark.live.engine import offline_posteriors
+    from hark.live.features import compute_features
+    from hark.live.model import OnnxModel
 
     r = exported["cnn"]
     model = OnnxModel.load(r.onnx_path)

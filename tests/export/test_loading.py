@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from export.errors import ModelFileError
-from export.loading import describe_bytes, detect, load
+from hark.export.errors import ModelFileError
+from hark.export.loading import describe_bytes, detect, load
 from tests.export.conftest import LABELS3
 
 pytestmark = [
@@ -56,7 +56,7 @@ def test_tf_keras_zip_is_legacy(toolchain: Any, tmp_path: Path) -> None:
 
 
 def test_keras22_file_exports(saved: dict[str, Any], tmp_path: Path) -> None:
-    from export.convert import convert
+    from hark.export.convert import convert
 
     r = convert(saved["lstm_k22"].path, list(LABELS3), frontend="logmel40", out_dir=tmp_path)
     assert r.max_abs_diff <= 1e-4
@@ -77,7 +77,7 @@ def test_legacy_hard_sigmoid_is_keras2_maths(saved: dict[str, Any],
     assert float(np.asarray(f(tf.constant(1.0)))) == pytest.approx(0.7)  # 0.2 * 1 + 0.5
     x = np.random.default_rng(3).standard_normal((1, 50, 40)).astype(np.float32)
     want = np.asarray(model(x, training=False))
-    from export.convert import convert
+    from hark.export.convert import convert
 
     out = saved["lstm_legacy"].path.parent / "hs"
     r = convert(saved["lstm_legacy"].path, list(LABELS3), frontend="logmel40", out_dir=out)

@@ -8,11 +8,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from export.analysis import KerasInput, input_role
-from export.errors import ExportError, FrontendMismatchError
-from export.modelcard import load_normalization, plan_frontends, read_labels, resolve_normalization
-from export.presets import PRESETS, FrontendChoice, parse_frontend_spec
-from live.card import FrontendSpec
+from hark.export.analysis import KerasInput, input_role
+from hark.export.errors import ExportError, FrontendMismatchError
+from hark.export.modelcard import (
+    load_normalization,
+    plan_frontends,
+    read_labels,
+    resolve_normalization,
+)
+from hark.export.presets import PRESETS, FrontendChoice, parse_frontend_spec
+from hark.live.card import FrontendSpec
 
 
 def test_presets_match_the_issue() -> None:

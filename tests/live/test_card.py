@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from live.card import CardError, FrontendSpec, ModelCard, load_card
-from live.model import ModelError, OnnxModel
+from hark.live.card import CardError, FrontendSpec, ModelCard, load_card
+from hark.live.model import ModelError, OnnxModel
 from tests import onnx_models
 
 

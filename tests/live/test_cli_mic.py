@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from live.card import SmoothingSpec
+from hark.live.card import SmoothingSpec
 from tests import onnx_models
 from tests.live.test_cli_replay import RATE, TRUTH, _tones
 from tests.virtual_mic import VirtualMic, require_virtual_mic
@@ -19,7 +19,7 @@ from tests.virtual_mic import VirtualMic, require_virtual_mic
 
 @pytest.fixture(scope="module")
 def band_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from live.features import compute_features
+    from hark.live.features import compute_features
 
     d = tmp_path_factory.mktemp("mic")
     thr = []

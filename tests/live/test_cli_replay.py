@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from live.features import compute_features
+from hark.live.features import compute_features
 from tests import onnx_models
 
 RATE = 16000

@@ -8,10 +8,10 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from live.card import SmoothingSpec
-from live.engine import Engine, EngineOptions, offline_posteriors
-from live.features import compute_features
-from live.model import OnnxModel
+from hark.live.card import SmoothingSpec
+from hark.live.engine import Engine, EngineOptions, offline_posteriors
+from hark.live.features import compute_features
+from hark.live.model import OnnxModel
 from tests import onnx_models
 
 CHUNKS = [1, 160, 161, 1000, 16000]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from live.events import (
+from hark.live.events import (
     CsvWriter,
     Event,
     EventError,

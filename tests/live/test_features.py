@@ -8,8 +8,8 @@ import scipy.signal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from live.card import FrontendSpec, Normalization
-from live.features import Frontend, compute_features, n_frames_for
+from hark.live.card import FrontendSpec, Normalization
+from hark.live.features import Frontend, compute_features, n_frames_for
 
 SPECS = {
     "specgram8k": (FrontendSpec(kind="specgram", window_ms=20, hop_ms=10), 8000),
@@ -104,7 +104,7 @@ def test_mel_filterbank_is_librosas(
     """live's numpy filterbank (no librosa import at start-up) is librosa's, bit for bit."""
     import librosa
 
-    from live.features import mel_matrix
+    from hark.live.features import mel_matrix
 
     want = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax)
     got = mel_matrix(sr, n_fft, n_mels, fmin, fmax)

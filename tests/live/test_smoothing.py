@@ -11,9 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.signal import lfilter
 
-from live.card import SmoothingSpec
-from live.events import Event
-from live.smoothing import Smoother, SmoothingError
+from hark.live.card import SmoothingSpec
+from hark.live.events import Event
+from hark.live.smoothing import Smoother, SmoothingError
 
 HOP = 0.01
 

@@ -27,7 +27,7 @@ import soxr
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from live.devices import (
+from hark.live.devices import (
     NO_INPUT_DEVICE,
     PORTAUDIO_MISSING,
     DeviceError,
@@ -35,7 +35,7 @@ from live.devices import (
     list_input_devices,
     resolve_device,
 )
-from live.sources import AudioError, FileSource, MicSource, SourceStats
+from hark.live.sources import AudioError, FileSource, MicSource, SourceStats
 
 ATOL = 1e-6
 REPO = Path(__file__).resolve().parents[2]
@@ -365,7 +365,7 @@ def test_sources_do_not_import_sounddevice(tmp_path: Path) -> None:
     out = _run_python(
         """
         import sys
-        import live.sources, live.devices
+        import hark.live.sources, hark.live.devices
         print('sounddevice' in sys.modules)
         """,
         tmp_path,
@@ -377,8 +377,8 @@ def test_missing_portaudio_is_one_clear_error_and_files_still_work(tmp_path: Pat
     wav = _write(tmp_path / "a.wav", _signal(0.5, 16000), 16000)
     out = _run_python(
         f"""
-        from live.sources import FileSource, MicSource
-        from live.devices import DeviceError, list_input_devices
+        from hark.live.sources import FileSource, MicSource
+        from hark.live.devices import DeviceError, list_input_devices
         print(sum(b.size for b in FileSource({str(wav)!r}, 16000).blocks()))
         for f in (lambda: MicSource(16000), list_input_devices):
             try:

@@ -20,8 +20,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from live.devices import DeviceError, format_devices, list_input_devices
-from live.sources import MicSource
+from hark.live.devices import DeviceError, format_devices, list_input_devices
+from hark.live.sources import MicSource
 from tests import virtual_mic
 from tests.virtual_mic import VirtualMic
 

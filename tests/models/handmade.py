@@ -9,7 +9,7 @@ import onnx
 import soundfile as sf
 from onnx import TensorProto, helper, numpy_helper
 
-from live.card import FrontendSpec, InputSpec, ModelCard, SmoothingSpec, VadSpec
+from hark.live.card import FrontendSpec, InputSpec, ModelCard, SmoothingSpec, VadSpec
 
 SPECGRAM8K = FrontendSpec(kind="specgram", window_ms=20.0, hop_ms=10.0, log_floor=1e-10)
 LOW_HZ, HIGH_HZ = 300.0, 2500.0

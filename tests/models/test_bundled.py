@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from live.card import load_card
-from live.events import read_events_tsv
-from live.model import OnnxModel, bundled_dir, bundled_names
+from hark.live.card import load_card
+from hark.live.events import read_events_tsv
+from hark.live.model import OnnxModel, bundled_dir, bundled_names
 
 BUNDLED = ("commands", "commands-cnn", "sounds")
 COMMANDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
@@ -66,7 +66,7 @@ def test_default_replay_of_the_demo_finds_its_words(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     from hark.cli import main
-    from models.metrics import event_scores
+    from hark.models.metrics import event_scores
 
     assert main(["replay", "--no-ui", "--format", "jsonl"]) == 0
     found = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.strip()]
@@ -74,7 +74,7 @@ def test_default_replay_of_the_demo_finds_its_words(
     truth = [e for e in read_events_tsv(bundled_dir() / "demo.tsv") if e.label in COMMANDS]
     assert len(truth) == 10
 
-    from live.events import Event
+    from hark.live.events import Event
 
     est = [Event(e["label"], e["onset"], e["offset"], e["peak"], e["mean"]) for e in found]
     s = event_scores(truth, est)

@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 
 from hark.cli import main
-from live.features import compute_features
+from hark.live.features import compute_features
 from tests import onnx_models
 from tests.models.handmade import tone_tree, tone_window_model
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from live.events import Event
-from models.metrics import (
+from hark.live.events import Event
+from hark.models.metrics import (
     EventCollars,
     classification_report,
     event_scores,
@@ -71,7 +71,7 @@ def test_matching_is_optimal_not_greedy() -> None:
 
 
 def test_scores_accumulate_over_files_and_count_false_events_per_minute() -> None:
-    from models.metrics import EventScores
+    from hark.models.metrics import EventScores
 
     s = EventScores()
     s.add_file([ev("yes", 1, 1.5)], [ev("yes", 1, 1.5), ev("no", 10, 10.3)], duration_s=30)

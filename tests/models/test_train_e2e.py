@@ -14,7 +14,7 @@ pytestmark = [pytest.mark.tf, pytest.mark.slow]
 
 @pytest.fixture(scope="module")
 def tiny_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from models.synth import ensure_tree
+    from hark.models.synth import ensure_tree
 
     # 3 clips per command word (one per split), 2 per unknown word: 90 clips, ~1 s to make
     return ensure_tree(tmp_path_factory.mktemp("tree") / "espeak", 3, seed=5)
@@ -22,14 +22,14 @@ def tiny_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def stream(tmp_path_factory: pytest.TempPathFactory, tiny_tree: Path) -> Path:
-    from models.synth import write_speech_streams
+    from hark.models.synth import write_speech_streams
 
     d = tmp_path_factory.mktemp("stream")
     return write_speech_streams(tiny_tree, d, 1, split="train", duration_s=6.0, seed=3)[0]
 
 
 def _train(arch: str, out: Path, tree: Path | None, **kw: object):  # noqa: ANN202
-    from models.training import TrainOptions, train
+    from hark.models.training import TrainOptions, train
 
     opts = TrainOptions(arch=arch, out=out, data=tree, epochs=1, seed=7, batch_size=16,
                         val_streams=2, tune_streams=2, test_streams=1, test_stream_s=8.0,
@@ -47,7 +47,7 @@ def _replays(onnx_path: Path, wav: Path, capsys: pytest.CaptureFixture[str]) -> 
 
 
 def _check_card(onnx_path: Path, labels_len: int) -> dict:
-    from live.model import OnnxModel
+    from hark.live.model import OnnxModel
 
     model = OnnxModel.load(onnx_path)  # validates the card against the graph
     assert len(model.card.labels) == labels_len
@@ -80,14 +80,14 @@ def test_rnn_commands_streams_and_matches_keras(
     import keras
     import soundfile as sf
 
-    from live.engine import offline_posteriors
-    from live.features import compute_features
-    from live.model import OnnxModel
+    from hark.live.engine import offline_posteriors
+    from hark.live.features import compute_features
+    from hark.live.model import OnnxModel
 
     res = _train("rnn", tmp_path / "rnn", tiny_tree, seq_frames=200)
     card = _check_card(res.onnx_path, 12)
     # the VAD settings are one of the tuner's candidates (the gate off is one of them)
-    from models.tuning import VAD_CANDIDATES
+    from hark.models.tuning import VAD_CANDIDATES
 
     vad = card["vad"]
     assert any(all(vad[k] == v for k, v in cand.items()) for cand in VAD_CANDIDATES)

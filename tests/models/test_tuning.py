@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from live.card import SmoothingSpec
-from live.events import Event
-from live.model import OnnxModel
-from models.tuning import Recorded, record, score, tune, tune_with_vad, with_vad
+from hark.live.card import SmoothingSpec
+from hark.live.events import Event
+from hark.live.model import OnnxModel
+from hark.models.tuning import Recorded, record, score, tune, tune_with_vad, with_vad
 from tests import onnx_models
 
 HOP = 0.01

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from live.model import OnnxModel
-from live.sources import FileSource
-from live.ui.session import UISession
+from hark.live.model import OnnxModel
+from hark.live.sources import FileSource
+from hark.live.ui.session import UISession
 from tests import onnx_models
 from tests.ui.fixtures import SteppedSource, band_model, write_tones
 

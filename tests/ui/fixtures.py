@@ -15,7 +15,7 @@ import numpy as np
 import soundfile as sf
 from textual.pilot import Pilot
 
-from live.features import compute_features
+from hark.live.features import compute_features
 from tests import onnx_models
 
 RATE = 16000
@@ -58,7 +58,7 @@ class SteppedSource:
     """
 
     def __init__(self, path: Path, rate: int = RATE, block_s: float = 0.02) -> None:
-        from live.sources import FileSource, SourceStats
+        from hark.live.sources import FileSource, SourceStats
 
         with FileSource(path, rate, block_s=block_s) as src:
             self._blocks = [b.copy() for b in src.blocks()]
@@ -108,7 +108,7 @@ class PacedQueueSource:
     def __init__(self, audio: np.ndarray, block_s: float = 0.02, queue_blocks: int = 10) -> None:
         import queue
 
-        from live.sources import SourceStats
+        from hark.live.sources import SourceStats
 
         n = int(round(block_s * RATE))
         self._blocks = [audio[i : i + n] for i in range(0, audio.size, n)]

@@ -12,14 +12,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from live.model import OnnxModel
-from live.sources import FileSource
-from live.ui.app import HarkApp
-from live.ui.help import HelpScreen
-from live.ui.session import UISession
-from live.ui.state import ModelView
-from live.ui.widgets.now import EventsPanel
-from live.ui.widgets.roll import RollSection
+from hark.live.model import OnnxModel
+from hark.live.sources import FileSource
+from hark.live.ui.app import HarkApp
+from hark.live.ui.help import HelpScreen
+from hark.live.ui.session import UISession
+from hark.live.ui.state import ModelView
+from hark.live.ui.widgets.now import EventsPanel
+from hark.live.ui.widgets.roll import RollSection
 from tests.ui.fixtures import TRUTH, SteppedSource, wait_until
 from tests.ui.screen_text import screen_text
 
@@ -347,7 +347,7 @@ def test_a_busy_ui_never_makes_the_source_drop_blocks(
 ) -> None:
     """The worker drains the source's queue: a UI thread that spins 300 ms per redraw (longer
     than the 200 ms the queue holds) costs redraws, not audio."""
-    from live.ui.widgets.status import StatusBar
+    from hark.live.ui.widgets.status import StatusBar
     from tests.ui.fixtures import FREQS, PacedQueueSource, tones
 
     source = PacedQueueSource(tones([(FREQS["low"], 0.5, 1.3)], 2.0), queue_blocks=10)
@@ -404,7 +404,7 @@ def test_several_files_play_one_after_the_other(ui_data: dict[str, Path], bands:
 
 
 def test_an_audio_error_is_shown_and_reported(bands: OnnxModel, ui_data: dict[str, Path]) -> None:
-    from live.sources import AudioError
+    from hark.live.sources import AudioError
 
     class Broken(SteppedSource):
         def blocks(self):

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from textual.pilot import Pilot
 
-from live.ui.app import HarkApp
-from live.ui.session import UISession
+from hark.live.ui.app import HarkApp
+from hark.live.ui.session import UISession
 from tests.ui.fixtures import SteppedSource, wait_until
 
 HOLD_AT_S = 4.5  # 'high' (4.2-5.4 s) is on; low, high, low are finished

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from rich.text import Text
 
-from live.ui.state import Snapshot
-from live.ui.widgets.throttle import Throttled
+from hark.live.ui.state import Snapshot
+from hark.live.ui.widgets.throttle import Throttled
 
 FLOOR_DB = -60.0  # left end of the level bar
 UPDATE_S = 0.5  # latency numbers repaint at most this often

@@ -5,9 +5,9 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widget import Widget
 
-from live.ui.font import big_text, big_width
-from live.ui.state import Snapshot
-from live.ui.widgets.throttle import Throttled
+from hark.live.ui.font import big_text, big_width
+from hark.live.ui.state import Snapshot
+from hark.live.ui.widgets.throttle import Throttled
 
 ACTIVE_COLOR = "#ffbf3f"
 CONF_UPDATE_S = 0.25  # confidences of open events repaint at most this often

@@ -19,7 +19,7 @@ from textual.geometry import Size
 from textual.strip import Strip
 from textual.widget import Widget
 
-from live.ui.state import ModelView
+from hark.live.ui.state import ModelView
 
 LEVELS = " ▁▂▃▄▅▆▇█"  # index = round(posterior * 8)
 _LEVEL_CHARS = np.array(list(LEVELS))

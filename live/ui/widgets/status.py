@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from rich.text import Text
 
-from live.ui.state import Snapshot
-from live.ui.widgets.throttle import Throttled
+from hark.live.ui.state import Snapshot
+from hark.live.ui.widgets.throttle import Throttled
 
 CLOCK_UPDATE_S = 0.25  # the stream clock repaints at most this often
 
