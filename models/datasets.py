@@ -15,9 +15,9 @@ import numpy as np
 
 from hark.export.presets import PRESETS
 from hark.live.card import FrontendSpec, Normalization
+from hark.live.events import Event, read_events_tsv
 from hark.live.features import compute_features
 from hark.models.data.augment import Augmenter
-from hark.live.events import Event, read_events_tsv
 from hark.models.data.events import Stream, frame_targets
 from hark.models.data.sound_events import EVENT_CLASSES, EventStreamOptions, make_event_stream
 from hark.models.data.speech_commands import (

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
+from hark.live.events import Event, write_events_tsv
 from hark.models.data.audio import active_extent, db_to_amplitude, write_wav
 from hark.models.data.augment import coloured_noise
-from hark.live.events import Event, write_events_tsv
 from hark.models.data.sound_events import synth_event
 from hark.models.data.tts import Prosody, Voice, espeak_voices, synth_clip
 

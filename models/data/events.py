@@ -18,6 +18,7 @@ import numpy.typing as npt
 from hark.live.events import Event, write_events_tsv
 from hark.models.data.audio import FloatArray, IntArray, write_wav
 
+
 @dataclass
 class Stream:
     """A long mono buffer and the events placed in it (sorted by onset)."""

@@ -15,9 +15,9 @@ import numpy as np
 from scipy.signal import butter, sosfilt
 from scipy.signal.windows import tukey
 
+from hark.live.events import Event
 from hark.models.data.audio import FloatArray, active_extent, power
 from hark.models.data.augment import NOISE_COLOURS, coloured_noise
-from hark.live.events import Event
 from hark.models.data.events import Stream
 from hark.models.data.speech_commands import COMMAND_WORDS
 from hark.models.data.tts import Prosody, Voice, espeak_voices, synth_clip

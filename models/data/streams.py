@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from hark.live.events import Event
 from hark.models.data.audio import FloatArray, active_extent
 from hark.models.data.augment import coloured_noise, noise_gain_for_snr
-from hark.live.events import Event
 from hark.models.data.events import Stream
 from hark.models.data.speech_commands import SILENCE
 
