@@ -175,7 +175,8 @@ class ModelStream:
         """Per class, the highest smoothed score over the frames of the last process()."""
         if not self.rows:
             return {}
-        return dict(zip(self.card.labels, self.smoother.recent_max(self.rows).tolist(), strict=True))
+        top = self.smoother.recent_max(self.rows).tolist()
+        return dict(zip(self.card.labels, top, strict=True))
 
     def process(self, times: StageTimes) -> list[Event]:
         t0 = time.perf_counter()
@@ -285,7 +286,9 @@ class Engine:
                 )
             sample_rate = rates[0]
         if not (isinstance(sample_rate, int | np.integer) and 1000 <= sample_rate <= 768000):
-            raise ValueError(f"sample_rate must be an integer in 1000..768000 Hz, not {sample_rate!r}")
+            raise ValueError(
+                f"sample_rate must be an integer in 1000..768000 Hz, not {sample_rate!r}"
+            )
         self.sample_rate = int(sample_rate)
         self._models = models
         self._build()

@@ -22,7 +22,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from dataclasses import dataclass, field
 from types import FrameType
 from typing import TYPE_CHECKING, Any, Protocol
@@ -78,10 +78,8 @@ class RunResult:
 
 
 def _say(line: str) -> None:
-    try:
+    with suppress(OSError, ValueError):
         print(line, file=sys.stderr, flush=True)
-    except (OSError, ValueError):
-        pass
 
 
 class _Runner:
@@ -97,6 +95,7 @@ class _Runner:
         self.result = RunResult()
         self.waiting = False  # inside the source: a signal may interrupt it
         self.sources: Sequence[Any] = ()
+        self.limit: int | None = None  # samples still allowed (max_seconds)
 
     def call(self, what: str, *args: Any) -> None:
         """Call one method on every live sink; drop (and report) any that fails."""
@@ -105,7 +104,8 @@ class _Runner:
                 getattr(sink, what)(*args)
             except Exception as e:  # noqa: BLE001 - any failing sink is dropped, never the run
                 self.sinks.remove(sink)
-                msg = str(e) if isinstance(e, SinkFailed) else f"{sink.name}: {type(e).__name__}: {e}"
+                failed = isinstance(e, SinkFailed)
+                msg = str(e) if failed else f"{sink.name}: {type(e).__name__}: {e}"
                 if isinstance(e, SinkFailed) and e.quiet:
                     continue
                 others = ", ".join(s.name for s in self.sinks if s.name != "collector")
@@ -168,9 +168,14 @@ class _Runner:
                                     "time counts it as silence)")
                         self.call("gap", at_s, lost_s)
                     seen_gaps = len(gaps)
+                if self.limit is not None:
+                    block = block[: self.limit]
+                    self.limit -= len(block)
                 with self.lock:
                     update = engine.feed(block)
                 self.deliver(update)
+                if self.limit is not None and self.limit <= 0:
+                    self.stop.set()
         except HarkError as e:
             self.result.error = str(e)
         finally:
@@ -213,20 +218,25 @@ def run(
     signals: bool = True,
     report: Callable[[str], None] = _say,
     lock: AbstractContextManager[Any] | None = None,
+    max_seconds: float | None = None,
 ) -> RunResult:
-    """Drain `sources` (one source or several, played one after the other with engine.reset()
-    between them) into `engine`, handing every Update to every sink; see the module docstring.
+    """Drain `sources` into `engine`, handing every Update to every sink (module docstring).
+
+    sources: one source, or a list played one after the other with engine.reset() between.
 
     stop: set it (from any thread) to end the run after the current block. signals: catch SIGINT,
     SIGTERM and SIGHUP (main thread only). report: where the one-line messages go (stderr).
     lock: held around each engine call, for a sink that reads the engine from another thread
     (the UI). A sink with a `block_arrived(t)` method hears when each block came (monotonic).
+    max_seconds: stop after that much audio (over all sources; the last block is cut to fit).
     Errors of the sources (HarkError) end the run and are in RunResult.error, not raised.
     """
     many = isinstance(sources, list | tuple)
     srcs: Sequence[Any] = list(sources) if many else [sources]
     runner = _Runner(engine, sinks, report, stop, lock or nullcontext())
     runner.sources = srcs
+    if max_seconds is not None:
+        runner.limit = round(max_seconds * engine.sample_rate)
     try:
         with _signals(runner.on_signal, signals):
             for index, source in enumerate(srcs):

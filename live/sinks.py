@@ -8,6 +8,7 @@ back to the last whole line), and nothing is retried into a half line.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import stat
@@ -141,20 +142,16 @@ class LineSink(BaseSink):
         if self.owns_fd:
             fd, self.fd = self.fd, -1
             if fd >= 0:
-                try:
+                with contextlib.suppress(OSError):
                     os.fsync(fd)
-                except OSError:
-                    pass
                 os.close(fd)
 
 
 def stdout_sink(fmt: str, with_file: bool = False) -> LineSink:
     """Event lines to standard output (fd 1); a stdout closed at start-up fails at once."""
     if sys.stdout is not None:
-        try:
+        with contextlib.suppress(OSError, ValueError):
             sys.stdout.flush()
-        except (OSError, ValueError):
-            pass
     return LineSink("stdout", 1, fmt, with_file=with_file, closed=1 in _STD_CLOSED)
 
 

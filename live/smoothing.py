@@ -480,7 +480,8 @@ class Smoother:
         end = (self._n_frames - 1) % self.history + 1
         if n <= end:
             return self._roll[end - n : end].max(axis=0)
-        return np.maximum(self._roll[:end].max(axis=0), self._roll[self.history - (n - end) :].max(axis=0))
+        older = self._roll[self.history - (n - end) :].max(axis=0)
+        return np.maximum(self._roll[:end].max(axis=0), older)
 
     def roll(self) -> np.ndarray:
         """Recent smoothed posteriors (C, history), oldest -> newest; frames not yet seen are 0."""

@@ -219,8 +219,10 @@ class FileSource:
         realtime: bool = False,
         raw: RawFormat | None = None,
     ) -> None:
-        """Path "-" reads standard input: raw PCM (raw=) streams as it comes; any other format
-        is first copied to a temporary file (libsndfile must seek in most formats).
+        """Open (and check) a recording; path "-" reads standard input.
+
+        From stdin, raw PCM (raw=) streams as it comes; any other format is first copied to a
+        temporary file (libsndfile must seek in most formats).
         """
         if sample_rate <= 0:
             raise ValueError(f"sample_rate must be positive, got {sample_rate}")
@@ -244,7 +246,8 @@ class FileSource:
         # Validate now (a bad file fails before anything starts), but keep no handle: `hark
         # replay` may be given thousands of files, more than the process may hold open at once.
         if self.stdin and raw is not None:  # a live pipe: nothing to validate but the format
-            self.input_rate, self.channels, self._frames = raw.sample_rate, raw.channels, _UNKNOWN_FRAMES
+            self.input_rate, self.channels = raw.sample_rate, raw.channels
+            self._frames = _UNKNOWN_FRAMES
             self._header_truncated = False
         else:
             with self._open() as f:
@@ -347,7 +350,8 @@ class FileSource:
                     frames = f.read(block_frames, dtype="float32", always_2d=True)
                 except sf.SoundFileError as e:
                     raise AudioError(
-                        f"{self.name if self.stdin else self.path}: decoding failed at {n_read / self.input_rate:.2f} s "
+                        f"{self.label if not self.stdin else self.name}: decoding failed at "
+                        f"{n_read / self.input_rate:.2f} s "
                         f"({_reason(e)})"
                     ) from e
                 if len(frames) == 0:
@@ -391,6 +395,28 @@ class FileSource:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+class ArraySource:
+    """Samples already in memory, as a source (evaluation, tests, the Python API)."""
+
+    def __init__(self, samples: np.ndarray, sample_rate: int, name: str = "array",
+                 block: int | None = None) -> None:
+        self.samples = samples
+        self.sample_rate = int(sample_rate)
+        self.name = name
+        self.block = block
+        self.stats = SourceStats()
+
+    def blocks(self) -> Iterator[np.ndarray]:
+        """The whole array at once, or in blocks of `block` samples."""
+        step = self.block or max(1, len(self.samples))
+        for i in range(0, len(self.samples), step):
+            self.stats.blocks += 1
+            yield self.samples[i : i + step]
+
+    def close(self) -> None:
+        """Nothing to release."""
 
 
 def _spool_stdin() -> Any:

@@ -334,6 +334,7 @@ def run_ui(
     realtime: bool = True,
     device: int | str | None = None,
     seconds: float | None = None,
+    raw: Any = None,
 ) -> int:
     """Run the UI on files (paced replay) or a microphone until q; print the summary; exit code.
 
@@ -344,7 +345,7 @@ def run_ui(
 
     roll_seconds = float(getattr(cfg, "roll_seconds", None) or DEFAULT_ROLL_S)
     options = EngineOptions(vad=cfg.vad, vad_mode=cfg.vad_mode)
-    rate = int(models[0].card.sample_rate)
+    rate = max(int(m.card.sample_rate) for m in models)
     out = Path(cfg.out) if cfg.out is not None else None
     common: dict[str, Any] = dict(
         engine_options=options, out=out, fmt=cfg.fmt, roll_seconds=roll_seconds,
@@ -354,7 +355,7 @@ def run_ui(
         from hark.live.sources import FileSource
 
         # 20 ms blocks: the roll moves smoothly at 20 redraws a second
-        sources = [FileSource(f, rate, block_s=0.02, realtime=realtime) for f in files]
+        sources = [FileSource(f, rate, block_s=0.02, realtime=realtime, raw=raw) for f in files]
         session = UISession(models, sources, kind="file", paced=realtime, **common)
         exit_when_done = False  # keep the last picture on screen until q
     else:
