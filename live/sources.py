@@ -504,20 +504,24 @@ class MicSource:
 
     def _callback(self, indata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
         # Runs on PortAudio's thread: copy, enqueue, count; and notice input that never came.
-        # The first callback starts a clock; when the frames accounted for fall more than
-        # GAP_MIN_S behind it (the process was stopped or starved and PortAudio overran), the
-        # shortfall is lost input: the consumer puts that much silence before this block.
-        now = time.monotonic()
+        # The first callback starts a clock (the block's capture time when the host API gives
+        # one, else the wall clock). When PortAudio says input overflowed (the process was
+        # stopped or starved) and the frames accounted for fall more than GAP_MIN_S behind that
+        # clock, the shortfall is lost input: the consumer puts that much silence before this
+        # block. A backend that buffered everything (no overflow) loses nothing and adds nothing.
+        adc = float(getattr(time_info, "inputBufferAdcTime", 0.0) or 0.0)
+        now = adc if adc > 0 else time.monotonic()
         if status.input_overflow:
             self.stats.overflows += 1
         if status.input_underflow:
             self.stats.underflows += 1
         if self._t0 is None:
             self._t0 = now - frames / self.input_rate
-        behind = round((now - self._t0) * self.input_rate) - self._accounted - frames
-        if behind > GAP_MIN_S * self.input_rate:
-            self._lost += behind
-            self._accounted += behind
+        if status.input_overflow:
+            behind = round((now - self._t0) * self.input_rate) - self._accounted - frames
+            if behind > GAP_MIN_S * self.input_rate:
+                self._lost += behind
+                self._accounted += behind
         self._accounted += frames
         try:
             self._queue.put_nowait((self._lost, indata[:, 0].copy()))

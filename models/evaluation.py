@@ -26,8 +26,8 @@ import numpy as np
 from hark.live.engine import Engine, EngineOptions
 from hark.live.events import Event, read_events_tsv
 from hark.live.model import OnnxModel
-from hark.live.sources import AudioError
 from hark.live.smoothing import Smoother
+from hark.live.sources import AudioError
 from hark.models.metrics import (
     ClassificationReport,
     EventScores,
