@@ -65,7 +65,7 @@ class SessionSummary:
         return " ".join(parts)
 
 
-class UISession(BaseSink):
+class UISession:
     """Sources played one after the other through a fresh engine each, events to `out`.
 
     sources: objects with `blocks()`, `name`, `stats` and `close()` (live.sources FileSource /
@@ -122,7 +122,6 @@ class UISession(BaseSink):
         self._thresholds: dict[tuple[int, str], tuple[float, float]] = {}
         self.engine = self._new_engine()
         self.meter = LatencyMeter(latency_window_s)
-        self.name = "screen"
         self._writer: LineSink | None = file_sink(out, fmt) if out is not None else None
         self._arrival = 0.0
         self._cpu_mark = (time.thread_time(), clock())
@@ -157,7 +156,9 @@ class UISession(BaseSink):
         from hark.live.pipeline import run
 
         self._started = True
-        sinks: list[Any] = [self] + ([self._writer] if self._writer is not None else [])
+        sinks: list[Any] = [_Screen(self)]
+        if self._writer is not None:
+            sinks.append(self._writer)
         problems: list[str] = []
         try:
             result = run(self.sources, self.engine, sinks, stop=self._stop, signals=False,
@@ -363,6 +364,24 @@ class UISession(BaseSink):
             self.saved.extend([events_path, png_path])
             self._version += 1
         return [events_path, png_path]
+
+
+class _Screen(BaseSink):
+    """The session as the pipeline's sink (the session's own close() ends the whole UI)."""
+
+    name = "screen"
+
+    def __init__(self, session: UISession) -> None:
+        self.session = session
+
+    def open_source(self, name: str, index: int) -> None:
+        self.session.open_source(name, index)
+
+    def block_arrived(self, t: float) -> None:
+        self.session.block_arrived(t)
+
+    def feed(self, update: Update, engine: Engine) -> None:
+        self.session.feed(update, engine)
 
 
 def _unique(path: Path) -> Path:

@@ -10,6 +10,7 @@ import pytest
 
 from hark.live.card import SmoothingSpec
 from hark.live.engine import Engine, EngineOptions, offline_posteriors
+from hark.live.events import Event, OpenEvent
 from hark.live.features import compute_features
 from hark.live.model import OnnxModel
 from tests import onnx_models
@@ -154,7 +155,9 @@ def test_update_reports_opened_events_scores_and_a_bounded_history(tmp_path: Pat
     engine = Engine(model, EngineOptions(vad=False, event_history=2))
     t = np.arange(16000 * 4) / 16000
     tone = (0.5 * np.sin(2 * np.pi * 300 * t) * ((t % 1.0) < 0.5)).astype(np.float32)
-    opened, finished, scored = [], [], 0
+    opened: list[OpenEvent] = []
+    finished: list[Event] = []
+    scored = 0
     for i in range(0, tone.size, 160):
         up = engine.feed(tone[i : i + 160])
         opened.extend(up.opened)
@@ -207,7 +210,7 @@ def test_events_match_known_segments(tmp_path: Path) -> None:
     hop = 0.01
     for chunk in (160, 1000, 7):
         engine = Engine([model])
-        events = []
+        events: list[Event] = []
         for i in range(0, audio.size, chunk):
             events += engine.feed(audio[i : i + chunk])
         events += engine.close()
