@@ -183,9 +183,11 @@ class HarkApp(App[int]):
             self.set_interval(1.0, self._sample_cpu)
         self.set_interval(1.0 / self.refresh_hz, self._tick)
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            # SIGTERM ends the UI like q (open events closed and written); not in tests,
-            # which do not run on the main thread's loop
-            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, self._on_sigterm)
+            # SIGTERM and SIGHUP (the terminal went away) end the UI like q (open events
+            # closed and written); not in tests, which do not run on the main thread's loop
+            loop = asyncio.get_running_loop()
+            loop.add_signal_handler(signal.SIGTERM, self._quit, 143)
+            loop.add_signal_handler(signal.SIGHUP, self._quit, 129)
         if self.run_engine:
             self._audio()
         self._tick()
@@ -199,6 +201,7 @@ class HarkApp(App[int]):
         self.session.stop()
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             asyncio.get_running_loop().remove_signal_handler(signal.SIGTERM)
+            asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
 
     # ---- the audio worker --------------------------------------------------------------------
     @work(thread=True, exclusive=True, exit_on_error=False, name="audio", group="audio")
@@ -266,9 +269,6 @@ class HarkApp(App[int]):
 
     def action_interrupt(self) -> None:
         self._quit(130)  # Ctrl-C: like q, with the shell's usual code
-
-    def _on_sigterm(self) -> None:
-        self._quit(143)
 
     def action_pause(self) -> None:
         self.paused = not self.paused
@@ -388,7 +388,8 @@ def run_ui(
         session.stop()
         session.wait(10.0)
         summary = session.close()
-        print(summary.text(), file=sys.stderr)
+        with contextlib.suppress(OSError):  # the terminal may be gone (SIGHUP)
+            print(summary.text(), file=sys.stderr)
     if code is None:  # the app ended without a result (e.g. it crashed): not a success
         return 1
     return 1 if (summary.error and code == 0) else int(code)
