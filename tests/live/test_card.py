@@ -48,7 +48,7 @@ def _mutated(lstm_path: Path, tmp_path: Path, change) -> Path:  # noqa: ANN001
         (lambda d: d["frontends"]["main"].update(n_mels=64), "the logmel frontend gives 64 bins"),
         (lambda d: d["inputs"][0].update(name="x"), "card input 'x' is not an input of the model"),
         (lambda d: d.update(schema=7), "card schema 7 is not supported"),
-        (lambda d: d.pop("labels"), "malformed model card"),
+        (lambda d: d.pop("labels"), "labels: required field missing"),
         (lambda d: d.update(task="regression"), "unknown task 'regression'"),
         (lambda d: d["frontends"]["main"].update(hop_ms=10.03), "not a whole number of samples"),
         (
