@@ -92,9 +92,7 @@ def _check_fields(obj: Any, where: str) -> None:
     for f in fields(obj):
         value = getattr(obj, f.name)
         path = f"{where}.{f.name}" if where else f.name
-        if isinstance(value, dict):
-            _check_fields(value, path)
-        elif is_dataclass(value):
+        if isinstance(value, dict) or is_dataclass(value):
             _check_fields(value, path)
         cap = CAPS.get((cls, f.name))
         if cap is None or value is None or isinstance(value, bool):

@@ -123,7 +123,7 @@ FLOAT = "tensor(float)"
 
 
 def check_types(card: ModelCard, session: Any, output: str) -> None:
-    """hark feeds float32 and feeds state outputs back as inputs: the graph must agree."""
+    """Hark feeds float32 and feeds state outputs back as inputs: the graph must agree."""
     ins = {i.name: i for i in session.get_inputs()}
     outs = {o.name: o for o in session.get_outputs()}
     for name in [*(i.name for i in card.inputs), *(s.input for s in card.state)]:
@@ -182,8 +182,6 @@ def dry_run(card: ModelCard, session: Any, output: str) -> None:
         if tuple(np.shape(value)) != tuple(st.shape):
             raise CardError(f"state output {st.output!r} comes back as {list(np.shape(value))}, "
                             f"the card says {list(st.shape)}")
-    if not np.isfinite(post).all():
-        raise CardError(f"output {output!r} is NaN or infinite for a silent {what}")
 
 
 class ModelOutputError(ModelError):
