@@ -41,6 +41,11 @@ CAPS: dict[tuple[str, str], Cap] = {
     ("FrontendSpec", "n_mfcc"): Cap(1, 512, "cepstral coefficients"),
     ("FrontendSpec", "fmin"): Cap(0.0, 96000.0, "Hz"),
     ("FrontendSpec", "fmax"): Cap(0.0, 96000.0, "Hz"),
+    ("FrontendSpec", "win_length"): Cap(1, MAX_FFT, "analysis window (samples)"),
+    ("FrontendSpec", "hop_length"): Cap(1, 192000, "hop (samples)"),
+    ("FrontendSpec", "delta_width"): Cap(3, 99, "delta filter width (frames)"),
+    ("FrontendSpec", "lifter"): Cap(0.0, 10000.0, "cepstral lifter"),
+    ("FrontendSpec", "top_db"): Cap(0.0, 1000.0, "dB"),
     ("SmoothingSpec", "median_frames"): Cap(1, 999, "median filter length (frames)"),
     ("SmoothingSpec", "ema_alpha"): Cap(1e-6, 1.0, "EMA weight of the newest frame"),
     ("SmoothingSpec", "min_on_ms"): Cap(0.0, 60000.0, "shortest event"),
@@ -59,13 +64,8 @@ def check_limits(card: ModelCard) -> None:
         raise CardError(f"labels: {len(card.labels)} labels (at most {MAX_LABELS})")
     sr = card.sample_rate
     for name, fe in card.frontends.items():
-        if fe.kind == "raw":
-            continue
-        where = f"frontends.{name}"
-        win = fe.window_ms * sr / 1000.0
-        if win > MAX_FFT:
-            raise CardError(f"{where}.window_ms: {fe.window_ms} ms is {win:.0f} samples at {sr} Hz "
-                            f"(at most {MAX_FFT})")
+        if fe.kind != "raw":
+            _check_framing(fe, sr, f"frontends.{name}")
     for i, st in enumerate(card.state):
         if any(d < 1 for d in st.shape):
             raise CardError(f"state[{i}].shape: {list(st.shape)} has a dimension < 1")
@@ -79,6 +79,22 @@ def check_limits(card: ModelCard) -> None:
         if math.prod(fixed) > MAX_INPUT_VALUES:
             raise CardError(f"inputs[{i}].shape: {list(inp.shape)} holds more than "
                             f"{MAX_INPUT_VALUES} values")
+
+
+def _check_framing(fe: Any, sr: int, where: str) -> None:
+    """Window, FFT and hop in samples, however the card gives them (ms, samples, "pow2")."""
+    try:
+        win, hop, n_fft = fe.window_samples(sr), fe.hop_samples(sr), fe.fft_size(sr)
+    except CardError:
+        return  # not whole samples: the range checks say so
+    if win > MAX_FFT:
+        raise CardError(f"{where}.window_ms: {fe.window_ms} ms is {win} samples at {sr} Hz "
+                        f"(at most {MAX_FFT})")
+    if n_fft > MAX_FFT:
+        raise CardError(f"{where}.n_fft: an FFT of {n_fft} samples (at most {MAX_FFT})")
+    if hop * 1000 < sr:
+        raise CardError(f"{where}.hop_ms: a hop of {hop} samples is under 1 ms at {sr} Hz (one "
+                        "frame per hop: that is a loop, not a stream)")
 
 
 def _check_fields(obj: Any, where: str) -> None:
@@ -95,8 +111,8 @@ def _check_fields(obj: Any, where: str) -> None:
         if isinstance(value, dict) or is_dataclass(value):
             _check_fields(value, path)
         cap = CAPS.get((cls, f.name))
-        if cap is None or value is None or isinstance(value, bool):
-            continue
+        if cap is None or value is None or isinstance(value, bool | str):
+            continue  # strings are the schema's (Literal) business
         if not isinstance(value, int | float) or not math.isfinite(value):
             raise CardError(f"{path}: {value!r} is not a finite number")
         if not cap.low <= value <= cap.high:

@@ -62,7 +62,12 @@ def parse_card(text: str) -> ModelCard:
     try:
         card = _adapter().validate_json(text)
     except ValidationError as e:
-        errors = e.errors(include_url=False)
+        errors, seen = [], set()
+        for err in e.errors(include_url=False):
+            err["loc"] = field_path(tuple(err["loc"]))
+            if err["loc"] not in seen:  # a union reports once per member: one fault
+                seen.add(err["loc"])
+                errors.append(err)
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
         raise CardError(describe(errors[0]) + more) from None
     assert isinstance(card, ModelCard)
@@ -87,6 +92,24 @@ def describe(error: Any) -> str:
     msg = str(error["msg"])
     msg = msg[0].lower() + msg[1:] if msg else kind
     return f"{where}: {msg} (got {_short(error.get('input'))})"
+
+
+def field_path(loc: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The card's field path of a pydantic loc, without its union-member tags ('int', ...)."""
+    out: list[Any] = []
+    tp: Any = ModelCard
+    skip = False
+    for part in loc:
+        if skip:
+            skip = False
+            continue
+        out.append(part)
+        tp = _step(tp, part) if tp is not None else None
+        inner = _unwrap(tp)
+        if isinstance(inner, types.UnionType) or typing.get_origin(inner) is typing.Union:
+            skip = True  # pydantic names the member next; the member is a leaf here
+            tp = None
+    return tuple(out)
 
 
 def _short(value: Any) -> str:
