@@ -15,7 +15,7 @@ import stat
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 from hark.live.errors import HarkError
 from hark.live.events import Event, Update, format_event_line, format_header
@@ -88,7 +88,7 @@ class LineSink(BaseSink):
         self.owns_fd = owns_fd
         self.count = 0
         self._file: str | None = None
-        self._regular = stat.S_ISREG(os.fstat(fd).st_mode)
+        self._regular = fd >= 0 and stat.S_ISREG(os.fstat(fd).st_mode)
         self._good = os.lseek(fd, 0, os.SEEK_CUR) if self._regular else 0
         self._closed_at_start = closed
         self._header = format_header(fmt, with_file)
@@ -147,11 +147,42 @@ class LineSink(BaseSink):
                 os.close(fd)
 
 
+class TextSink(LineSink):
+    """Event lines to a text stream without a file descriptor (a StringIO, pytest's capture).
+
+    One write and one flush per whole line.
+    """
+
+    def __init__(self, name: str, stream: TextIO, fmt: str, *, with_file: bool = False) -> None:
+        self.stream = stream
+        super().__init__(name, -1, fmt, with_file=with_file)
+
+    def _write(self, line: str) -> None:
+        try:
+            self.stream.write(line)
+            self.stream.flush()
+        except (OSError, ValueError) as e:
+            quiet = isinstance(e, BrokenPipeError)
+            raise SinkFailed(f"{self.name}: {getattr(e, 'strerror', None) or e}",
+                             quiet=quiet) from None
+
+
 def stdout_sink(fmt: str, with_file: bool = False) -> LineSink:
-    """Event lines to standard output (fd 1); a stdout closed at start-up fails at once."""
-    if sys.stdout is not None:
+    """Event lines to standard output; a stdout closed at start-up fails at once.
+
+    The real stdout is written as fd 1 (one os.write per line); a replaced sys.stdout (a test's
+    capture, an embedding program's stream) through its own write().
+    """
+    stream = sys.stdout
+    if stream is not None:
+        try:
+            fd = stream.fileno()
+        except (OSError, ValueError, AttributeError):
+            fd = -1
+        if fd != 1:
+            return TextSink("stdout", stream, fmt, with_file=with_file)
         with contextlib.suppress(OSError, ValueError):
-            sys.stdout.flush()
+            stream.flush()
     return LineSink("stdout", 1, fmt, with_file=with_file, closed=1 in _STD_CLOSED)
 
 
