@@ -42,7 +42,8 @@ def _mutated(lstm_path: Path, tmp_path: Path, change) -> Path:  # noqa: ANN001
     ("change", "message"),
     [
         (lambda d: d.update(labels=["a", "b"]), "the card has 2 labels but the model outputs 3"),
-        (lambda d: d["frontends"]["main"].update(kind="cqt"), "frontends.main.kind: input should be"),
+        (lambda d: d["frontends"]["main"].update(kind="cqt"),
+         "frontends.main.kind: input should be"),
         (lambda d: d["state"].pop(), "model inputs ['c_in'] are not described by the card"),
         (lambda d: d["state"][0].update(output="nope"), "has no output 'nope' in the model"),
         (lambda d: d["frontends"]["main"].update(n_mels=64), "the logmel frontend gives 64 bins"),
