@@ -195,6 +195,9 @@ class ModelStream:
 
     def _stamps(self, first: int, n: int) -> np.ndarray:
         """Time stamps (s) of frames first .. first + n - 1: the centre of each frame."""
+        if n <= 1:  # the live case (one frame per 10 ms block, or none held back): no arange
+            t = (first * self._hop + self._win / 2) / self.group.rate
+            return np.array([t] if n else [], dtype=np.float64)
         return ((np.arange(first, first + n) * self._hop) + self._win / 2) / self.group.rate
 
     def _run_frames(self, runner: FrameRunner) -> tuple[np.ndarray, np.ndarray]:

@@ -189,11 +189,11 @@ class BatchedFrameStreams:
         self._pending = np.zeros((n, 0))
         self.frames_out = 0
         use_vad = card.vad.enabled if options.vad is None else options.vad
+        # NOTE: the speech gate here has no pre-roll (live.engine's has): a card's pre_roll_ms
+        # is ignored, so with the gate on this bank equals the live engine only at pre_roll 0
         self.gates = None
         if use_vad:
-            vopts = VadOptions.from_spec(card.vad)
-            if options.vad_mode is not None:
-                vopts = VadOptions(options.vad_mode, vopts.frame_ms, vopts.hangover_ms)
+            vopts = VadOptions.from_spec(card.vad, "webrtc", options.vad_mode)
             self.gates = BatchedVad(n, self.rate, vopts)
         hop_s = card.decision_hop_s()
         self.reset_frames = (int(np.ceil(card.vad.reset_after_ms / 1000.0 / hop_s))
