@@ -45,6 +45,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="block size fed per call, as the mic delivers it (default 10)")
     p.add_argument("--vad", choices=("card", "on", "off"), default="card",
                    help="speech gate: as each card says (default), forced on, or off")
+    p.add_argument("--gate-s", type=float, default=60.0, metavar="SECONDS",
+                   help="speech-gate savings: inference compute gated (webrtc, silero) vs "
+                   "ungated on SECONDS of 80%% room noise + 20%% words, per frame model "
+                   "(default 60; 0 skips)")
     p.add_argument("--baselines", choices=("all", "onnx", "none"), default="all",
                    help="naive baselines: (a) Keras + (b) ONNX whole window, only (b), or none")
     p.add_argument("--streams", default=None, metavar="N|max",

@@ -313,6 +313,13 @@ def run(args: argparse.Namespace) -> int:
             rep = stages.replay(models, samples_at(rate), _block(rate, args.block_ms), options)
         result["together"] = {"models": [m.name for m in models], **stages.summarize(rep, None)}
         replays["all together"] = rep
+    gate_s = min(args.gate_s, 20.0) if args.quick else args.gate_s
+    if gate_s > 0:
+        from hark.bench import gate
+
+        with blas_threads(args.threads):
+            result["gate"] = [gate.measure(m, gate_s, args.block_ms) for m in models
+                              if m.card.streaming]
     if args.streams:
         result["capacity"] = _capacity(models, args, effort, options)
     if args.loopback:
@@ -322,6 +329,12 @@ def run(args: argparse.Namespace) -> int:
     result["targets"] = report.judge_targets(result)
     result["wall_s"] = time.monotonic() - t_start
     print(report.text_table(result))
+    if result.get("gate"):
+        from hark.bench import gate
+
+        print()
+        for g in result["gate"]:
+            print("\n".join(gate.format_lines(g)))
     if args.json is not None:
         report.write_json(result, args.json)
     if args.markdown is not None:

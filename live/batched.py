@@ -160,10 +160,10 @@ class BatchedEngine:
         use_vad = card.vad.enabled if self.options.vad is None else self.options.vad
         self.vad_options: VadOptions | None = None
         if use_vad:
-            vopts = VadOptions.from_spec(card.vad)
-            if self.options.vad_mode is not None:
-                vopts = VadOptions(self.options.vad_mode, vopts.frame_ms, vopts.hangover_ms)
-            self.vad_options = vopts
+            # NOTE: no pre-roll here yet (live.engine's ModelStream has it): a card's pre_roll_ms
+            # is ignored, so with the gate on this engine equals live.engine only at pre-roll 0;
+            # and the batched gate is webrtcvad's (the silero gate is per stream)
+            self.vad_options = VadOptions.from_spec(card.vad, "webrtc", self.options.vad_mode)
         hop_s = card.decision_hop_s()
         self.reset_frames = (int(np.ceil(card.vad.reset_after_ms / 1000.0 / hop_s))
                              if self.options.reset_after_silence else None)

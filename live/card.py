@@ -386,15 +386,51 @@ class SmoothingSpec:
     offset_advance_ms: float = 0.0
 
 
+VAD_KINDS = ("webrtc", "silero")
+WEBRTC_RATES = (8000, 16000, 32000, 48000)
+SILERO_RATES = (8000, 16000)
+MAX_PRE_ROLL_MS = 2000.0  # frames held while the gate is shut: bounded memory and delay
+
+
 @dataclass(frozen=True)
 class VadSpec:
-    """Whether the webrtcvad gate applies to this model, and how."""
+    """Whether a speech gate applies to this model, which one, and how.
+
+    kind: webrtc (webrtcvad, `mode` 0-3 on `frame_ms` frames) or silero (silero-vad's ONNX on its
+    own 32 ms frames, speech from `threshold` up, held down to threshold - 0.15 as silero does).
+    hangover_ms keeps the gate open after speech; pre_roll_ms is how much audio before the gate
+    opens the model is run over when it does (state warmed, those posteriors back-dated), so an
+    onset the VAD was late for is not lost. reset_after_ms of shut gate resets recurrent state.
+    """
 
     enabled: bool = True
+    kind: Literal["webrtc", "silero"] = "webrtc"
     mode: int = 2
     frame_ms: int = 30
+    threshold: float = 0.5
     hangover_ms: float = 300.0
+    pre_roll_ms: float = 300.0
     reset_after_ms: float = 500.0
+
+    def validate(self, sample_rate: int) -> None:
+        """One clear error for settings no gate can run with."""
+        if self.kind not in VAD_KINDS:
+            raise CardError(f"unknown vad kind {self.kind!r} (expected webrtc or silero)")
+        if self.mode not in (0, 1, 2, 3) or self.frame_ms not in (10, 20, 30):
+            raise CardError("vad mode must be 0-3 and frame_ms 10, 20 or 30")
+        if not 0.0 < self.threshold < 1.0:
+            raise CardError("vad threshold must be between 0 and 1")
+        if self.hangover_ms < 0 or self.reset_after_ms < 0:
+            raise CardError("vad hangover_ms and reset_after_ms must be >= 0")
+        if not 0 <= self.pre_roll_ms <= MAX_PRE_ROLL_MS:
+            raise CardError(f"vad pre_roll_ms must be in 0..{MAX_PRE_ROLL_MS:.0f}")
+        if not self.enabled:
+            return
+        rates = WEBRTC_RATES if self.kind == "webrtc" else SILERO_RATES
+        if sample_rate not in rates:
+            khz = "/".join(str(r // 1000) for r in rates)
+            raise CardError(f"the {self.kind} VAD cannot run at {sample_rate} Hz "
+                            f"({khz} kHz only)")
 
 
 @dataclass(frozen=True)
@@ -583,10 +619,7 @@ class ModelCard:
             raise CardError("smoothing needs 0 <= threshold_rise <= threshold_on")
         if sm.offset_advance_ms < 0:
             raise CardError("smoothing needs offset_advance_ms >= 0")
-        if self.vad.mode not in (0, 1, 2, 3) or self.vad.frame_ms not in (10, 20, 30):
-            raise CardError("vad mode must be 0-3 and frame_ms 10, 20 or 30")
-        if self.vad.enabled and self.sample_rate not in (8000, 16000, 32000, 48000):
-            raise CardError(f"the VAD cannot run at {self.sample_rate} Hz (8/16/32/48 kHz only)")
+        self.vad.validate(self.sample_rate)
 
     def expected_frames(self, inp: InputSpec) -> int:
         """Number of feature frames (or samples for raw) in one window of a window input."""

@@ -90,9 +90,10 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", action="append", default=None, metavar="NAME|PATH",
                    help="bundled model name or path to a .onnx with its .json card "
                    "(repeat for several models; default: commands)")
-    p.add_argument("--vad", default=None, metavar="MODE|off|on",
-                   help="speech gate: 0-3 sets webrtcvad aggressiveness for gated models, "
-                   "'off' disables it for all models, 'on' enables it for all")
+    p.add_argument("--vad", default=None, metavar="off|on|webrtc|silero|0-3",
+                   help="speech gate: 'off' for all models, 'on' each card's gate for all, "
+                   "'webrtc' / 'silero' that gate for all (silero: pip install --no-deps "
+                   "silero-vad), 0-3 sets webrtcvad aggressiveness for gated models")
     p.add_argument("--format", choices=FORMATS, default="jsonl", help="event line format")
     p.add_argument("--out", type=Path, default=None, help="also write events to this file")
     p.add_argument("--no-ui", action="store_true", help="line output even on a terminal")
@@ -113,21 +114,30 @@ class RunConfig:
     threads: int
     roll_seconds: float = 10.0
     block_ms: float = 10.0
+    vad_kind: str | None = None  # webrtc | silero: that gate for every model
 
 
 def _config(args: argparse.Namespace) -> RunConfig:
     vad: bool | None = None
     mode: int | None = None
+    kind: str | None = None
     if args.vad is not None:
         v = str(args.vad).lower()
         if v == "off":
             vad = False
         elif v == "on":
             vad = True
+        elif v in ("webrtc", "silero"):
+            kind = v
+            if v == "silero":
+                from hark.live.silero import model_path
+
+                model_path()  # one clear line now if silero-vad is not installed
         elif v in ("0", "1", "2", "3"):
             mode = int(v)
         else:
-            raise HarkError(f"--vad takes 0, 1, 2, 3, on or off, not {args.vad!r}")
+            raise HarkError(
+                f"--vad takes off, on, webrtc, silero or 0-3, not {args.vad!r}")
     if args.threads < 1:
         raise HarkError("--threads must be at least 1")
     if args.roll_seconds <= 0:
@@ -147,6 +157,7 @@ def _config(args: argparse.Namespace) -> RunConfig:
         threads=args.threads,
         roll_seconds=args.roll_seconds,
         block_ms=block_ms,
+        vad_kind=kind,
     )
 
 
@@ -200,7 +211,8 @@ def load_models(cfg: RunConfig) -> list:
 def make_engine(models: list, cfg: RunConfig):  # noqa: ANN201 - live.engine.Engine
     from hark.live.engine import Engine, EngineOptions
 
-    engine = Engine(models, EngineOptions(vad=cfg.vad, vad_mode=cfg.vad_mode),
+    engine = Engine(models, EngineOptions(vad=cfg.vad, vad_mode=cfg.vad_mode,
+                                          vad_kind=cfg.vad_kind),  # type: ignore[arg-type]
                     sample_rate=stream_rate(models))
     if os.environ.get("HARK_TRACE_FIRST_BLOCK") == "1":
         _trace_first_block(engine)

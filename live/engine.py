@@ -23,9 +23,10 @@ from hark.live.card import FrontendSpec, ModelCard
 from hark.live.events import Event, OpenEvent, Update
 from hark.live.features import Frontend
 from hark.live.model import OnnxModel
+from hark.live.preroll import FrameRing
 from hark.live.runners import FrameRunner, WindowRunner
 from hark.live.smoothing import Smoother
-from hark.live.vad import VadGate, VadOptions
+from hark.live.vad import Gate, GateKind, VadOptions, make_gate
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,8 @@ class EngineOptions:
     """Engine-wide overrides of what the cards say.
 
     vad: None keeps each card's choice; True/False forces the gate on/off for every model.
+    vad_kind: gate every model with this kind (webrtc or silero) instead of its card's kind;
+    implies the gate on unless vad is False.
     vad_mode: overrides the cards' webrtcvad aggressiveness (0-3).
     reset_after_silence: reset recurrent state once the gate has been shut for the card's
     reset_after_ms (a new utterance starts from a clean state, as in training).
@@ -43,6 +46,7 @@ class EngineOptions:
     """
 
     vad: bool | None = None
+    vad_kind: GateKind | None = None
     vad_mode: int | None = None
     reset_after_silence: bool = True
     record: bool = False
@@ -97,7 +101,7 @@ class _RateGroup:
 
             self.resampler = soxr.ResampleStream(stream_rate, rate, 1, dtype="float32")
         self.frontends: dict[FrontendSpec, Frontend] = {}
-        self.gates: dict[VadOptions, VadGate] = {}
+        self.gates: dict[VadOptions, Gate] = {}
         self.samples = 0  # samples pushed at this rate
         self.new_frames: dict[FrontendSpec, tuple[int, np.ndarray]] = {}
 
@@ -106,9 +110,10 @@ class _RateGroup:
             self.frontends[spec] = Frontend(spec, self.rate)
         return self.frontends[spec]
 
-    def gate(self, options: VadOptions) -> VadGate:
+    def gate(self, options: VadOptions) -> Gate:
+        """The group's gate with these options (one per distinct options: models share it)."""
         if options not in self.gates:
-            self.gates[options] = VadGate(self.rate, options)
+            self.gates[options] = make_gate(self.rate, options)
         return self.gates[options]
 
 
@@ -122,21 +127,25 @@ class ModelStream:
         self.group = group
         self.frontends = {name: group.frontend(spec) for name, spec in card.frontends.items()}
         use_vad = card.vad.enabled if options.vad is None else options.vad
-        self.gate: VadGate | None = None
+        if options.vad is None and options.vad_kind is not None:
+            use_vad = True
+        self.gate: Gate | None = None
         if use_vad:
-            vopts = VadOptions.from_spec(card.vad)
-            if options.vad_mode is not None:
-                vopts = VadOptions(options.vad_mode, vopts.frame_ms, vopts.hangover_ms)
+            vopts = VadOptions.from_spec(card.vad, options.vad_kind, options.vad_mode)
             self.gate = group.gate(vopts)
         self.runner: FrameRunner | WindowRunner
+        hop_s = card.decision_hop_s()
+        # pre-roll in decisions: frames (frame models) or strides (window models) held while shut
+        pre_roll = int(np.ceil(card.vad.pre_roll_ms / 1000.0 / hop_s - 1e-9)) if use_vad else 0
+        self.pre_roll = pre_roll
         if card.streaming:
             self.runner = FrameRunner(model)
             self._fe_spec = card.frontends[card.inputs[0].frontend]
             fe = self.frontends[card.inputs[0].frontend]
             self._hop, self._win = fe.hop, fe.window
+            self._ring = FrameRing(pre_roll, fe.spec.n_bins(group.rate))
         else:
-            self.runner = WindowRunner(model)
-        hop_s = card.decision_hop_s()
+            self.runner = WindowRunner(model, pre_roll=pre_roll)
         self.reset_frames = (
             int(np.ceil(card.vad.reset_after_ms / 1000.0 / hop_s))
             if options.reset_after_silence
@@ -190,16 +199,39 @@ class ModelStream:
             gate = self.gate.is_open_at if self.gate is not None else None
             stamps, post = self.runner.step(gate)
         t1 = time.perf_counter()
-        events: list[Event] = []
         self.rows = len(post)
-        if len(post):
-            if self.recording is not None:
-                self.recording.times.append(stamps)
-                self.recording.posteriors.append(post)
-            events = self.smoother.update(post, float(stamps[0]))
+        events = self._emit(stamps, post)
         times.inference += t1 - t0
         times.smoothing += time.perf_counter() - t1
         return events
+
+    def _emit(self, stamps: np.ndarray, post: np.ndarray) -> list[Event]:
+        """Posteriors (consecutive decisions) to the recording and the smoother."""
+        if not len(post):
+            return []
+        if self.recording is not None:
+            self.recording.times.append(stamps)
+            self.recording.posteriors.append(post)
+        return self.smoother.update(post, float(stamps[0]))
+
+    def flush(self) -> list[Event]:
+        """End of stream: decisions still held as pre-roll are answered (gate shut: zeros)."""
+        n_classes = len(self.card.labels)
+        if isinstance(self.runner, FrameRunner):
+            if not self._ring.count:
+                return []
+            first, n = self._ring.first, self._ring.count
+            self._ring.clear()
+            return self._emit(self._stamps(first, n), np.zeros((n, n_classes), np.float32))
+        stamps, post = self.runner.flush_held()
+        return self._emit(stamps, post)
+
+    def _stamps(self, first: int, n: int) -> np.ndarray:
+        """Time stamps (s) of frames first .. first + n - 1: the centre of each frame."""
+        if n <= 1:  # the live case (one frame per 10 ms block, or none held back): no arange
+            t = (first * self._hop + self._win / 2) / self.group.rate
+            return np.array([t] if n else [], dtype=np.float64)
+        return ((np.arange(first, first + n) * self._hop) + self._win / 2) / self.group.rate
 
     def _run_frames(self, runner: FrameRunner) -> tuple[np.ndarray, np.ndarray]:
         first, frames = self.group.new_frames.get(self._fe_spec, (0, None))
@@ -217,38 +249,56 @@ class ModelStream:
             (gate.is_open_at(int(i) * self._hop + self._win) for i in idx), bool, len(idx)
         )
         self.gate_open = bool(is_open[-1])
-        post = np.zeros((len(frames), n_classes), dtype=np.float32)
+        parts: list[np.ndarray] = []
+        out_first = -1
         i = 0
         while i < len(frames):
             j = i
             while j < len(frames) and is_open[j] == is_open[i]:
                 j += 1
-            if is_open[i]:
-                if self.reset_frames is not None and self._off_frames >= self.reset_frames:
-                    runner.reset()
-                self._off_frames = 0
-                post[i:j] = runner.run(frames[i:j])
-            else:
-                self._off_frames += j - i
+            start, post = self._gated_run(runner, first + i, frames[i:j], bool(is_open[i]))
+            if len(post):
+                if out_first < 0:
+                    out_first = start
+                parts.append(post)
             i = j
-        return stamps, post
+        if not parts:
+            return np.zeros(0), np.zeros((0, n_classes), dtype=np.float32)
+        post = np.concatenate(parts) if len(parts) > 1 else parts[0]
+        return self._stamps(out_first, len(post)), post
+
+    def _gated_run(
+        self, runner: FrameRunner, first: int, frames: np.ndarray, is_open: bool
+    ) -> tuple[int, np.ndarray]:
+        """One run of frames that share a gate state: (first answered frame, answers).
+
+        Open: the pre-roll is run first, then the frames; shut: the frames are held as pre-roll
+        and only those pushed out of it are answered (zeros).
+        """
+        if not is_open:
+            self._off_frames += len(frames)
+            out_first, n = self._ring.push(first, frames)
+            return out_first, np.zeros((n, len(self.card.labels)), dtype=np.float32)
+        if self.reset_frames is not None and self._off_frames >= self.reset_frames:
+            runner.reset()
+        self._off_frames = 0
+        if self._ring.count:
+            start = self._ring.first
+            frames = np.concatenate((self._ring.take(), frames))
+            return start, runner.run(frames)
+        return first, runner.run(frames)
 
     def _run_one_frame(
         self, runner: FrameRunner, index: int, frames: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
-        """_run_frames for a single frame, with the same gate and reset rules."""
-        stamps = np.array([(index * self._hop + self._win / 2) / self.group.rate])
+        """_run_frames for a single frame, with the same gate, pre-roll and reset rules."""
         if self.gate is None:
+            stamps = np.array([(index * self._hop + self._win / 2) / self.group.rate])
             return stamps, runner.run(frames)
         is_open = self.gate.is_open_at(index * self._hop + self._win)
         self.gate_open = is_open
-        if not is_open:
-            self._off_frames += 1
-            return stamps, np.zeros((1, len(self.card.labels)), dtype=np.float32)
-        if self.reset_frames is not None and self._off_frames >= self.reset_frames:
-            runner.reset()
-        self._off_frames = 0
-        return stamps, runner.run(frames)
+        start, post = self._gated_run(runner, index, frames, is_open)
+        return self._stamps(start, len(post)), post
 
     def reset_state(self) -> None:
         """Forget recurrent state and the smoothing filters' memory; open events carry on."""
@@ -375,6 +425,7 @@ class Engine:
         """End of stream: close open events (their offset is now) and return them."""
         events: list[Event] = []
         for stream in self.streams:
+            events.extend(stream.flush())
             events.extend(stream.smoother.close(self.time_s))
         self.events.extend(events)
         return self._update(events, with_scores=False)
@@ -423,11 +474,20 @@ def as_mono_float32(samples: object) -> np.ndarray:
 
 
 def offline_posteriors(
-    model: OnnxModel, audio: np.ndarray, chunk: int | None = None, vad: bool = False
+    model: OnnxModel,
+    audio: np.ndarray,
+    chunk: int | None = None,
+    vad: bool = False,
+    vad_kind: GateKind | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Run a whole signal through the engine (VAD off by default): (times_s, posteriors)."""
-    engine = Engine([model], EngineOptions(vad=vad, record=True))
+    """Run a whole signal through the engine (VAD off by default): (times_s, posteriors).
+
+    The stream is closed at the end, so decisions held as pre-roll are in the result too.
+    """
+    engine = Engine([model], EngineOptions(vad=vad, vad_kind=vad_kind if vad else None,
+                                           record=True))
     step = chunk or max(1, audio.size)
     for i in range(0, audio.size, step):
         engine.feed(audio[i : i + step])
+    engine.close()
     return engine.recording(0)

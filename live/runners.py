@@ -79,9 +79,13 @@ class _FrameBuffer:
 
 
 class WindowRunner:
-    """Runs a window model on decision k = the window ending at window + k * stride samples."""
+    """Runs a window model on decision k = the window ending at window + k * stride samples.
 
-    def __init__(self, model: OnnxModel) -> None:
+    pre_roll: with a speech gate, up to this many decisions taken while it was shut are held
+    (their frames kept) and computed when it opens, under their own time stamps.
+    """
+
+    def __init__(self, model: OnnxModel, pre_roll: int = 0) -> None:
         card = model.card
         assert card.window_s is not None and card.stride_s is not None
         self.model = model
@@ -100,6 +104,8 @@ class WindowRunner:
         self._hop = {inp.frontend: hop for inp, hop, _, _ in self._inputs}
         self.k = 0  # next decision
         self.calls = 0
+        self.pre_roll = pre_roll
+        self._held: list[int] = []  # decisions taken while shut, not yet answered (oldest first)
 
     def reset(self) -> None:
         """Nothing recurrent to forget: windows are independent."""
@@ -118,31 +124,53 @@ class WindowRunner:
     def step(self, gate: Callable[[int], bool] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Run every decision the frames now allow: (times_s (n,), posteriors (n, classes)).
 
-        A decision whose window ends while the gate is shut is not computed: its posteriors are 0.
+        A decision whose window ends while the gate is shut is held as pre-roll; one pushed out
+        of it is not computed (posteriors 0). When the gate opens, the held ones run first. The
+        returned decisions are consecutive.
         """
-        times: list[float] = []
+        ks: list[int] = []
         posts: list[np.ndarray] = []
         n_classes = len(self.model.card.labels)
+        zeros = np.zeros(n_classes, dtype=np.float32)
         while self.ready():
             end = self.window_samples + self.k * self.stride_samples
-            times.append((end - self.window_samples / 2) / self.sample_rate)
             if gate is None or gate(end):
-                posts.append(self._run_window())
+                for k in self._held:
+                    ks.append(k)
+                    posts.append(self._run_window(k))
+                self._held.clear()
+                ks.append(self.k)
+                posts.append(self._run_window(self.k))
             else:
-                posts.append(np.zeros(n_classes, dtype=np.float32))
+                self._held.append(self.k)
+                if len(self._held) > self.pre_roll:
+                    ks.append(self._held.pop(0))
+                    posts.append(zeros)
             self.k += 1
+            keep = self._held[0] if self._held else self.k
             for name, buf in self._buffers.items():
-                buf.drop_before(self.k * self.stride_samples // self._hop[name])
+                buf.drop_before(keep * self.stride_samples // self._hop[name])
         if not posts:
             return np.zeros(0), np.zeros((0, n_classes), dtype=np.float32)
         stacked = np.stack(posts)
         check_finite(stacked, self.model.name)  # once per step, all its decisions
-        return np.asarray(times), stacked
+        return self._times(ks), stacked
 
-    def _run_window(self) -> np.ndarray:
+    def flush_held(self) -> tuple[np.ndarray, np.ndarray]:
+        """End of stream: the held decisions answered as the shut gate says (zeros)."""
+        n_classes = len(self.model.card.labels)
+        ks, self._held = self._held, []
+        return self._times(ks), np.zeros((len(ks), n_classes), dtype=np.float32)
+
+    def _times(self, ks: list[int]) -> np.ndarray:
+        """Decision k's time: the centre of its window."""
+        ends = self.window_samples + np.asarray(ks, dtype=np.int64) * self.stride_samples
+        return (ends - self.window_samples / 2) / self.sample_rate
+
+    def _run_window(self, k: int) -> np.ndarray:
         feeds = {}
         for inp, hop, count, norm in self._inputs:
-            first = self.k * self.stride_samples // hop
+            first = k * self.stride_samples // hop
             x = normalize(self._buffers[inp.frontend].take(first, count), norm)
             x = x.astype(np.float32, copy=False)
             if inp.role == "raw":

@@ -111,13 +111,15 @@ def _at_rate(audio: np.ndarray, sr: int) -> np.ndarray:
 def tune_into_card(model: Any, onnx_path: Path, pos: list, neg: list, log: Log) -> None:
     """Choose VAD settings (gated models) and smoothing on validation; write them to the card."""
     from hark.live.card import load_card
-    from hark.models.tuning import tune_with_vad
+    from hark.models.tuning import choose_gate
 
-    vad, spec, figs = tune_with_vad(model, pos, neg, log=log)
+    choice = choose_gate(model, pos, neg, log=log)
+    vad, spec, figs = choice.vad, choice.smoothing, choice.figures
     card_path = onnx_path.with_suffix(".json")
     card = load_card(card_path)
     ev = dict(card.evaluation)
     ev["validation_smoothing"] = figs
+    ev["validation_vad"] = choice.to_json()
     dataclasses.replace(card, smoothing=spec, vad=vad, evaluation=ev).save(card_path)
     log(f"card defaults (tuned on validation): {vad}; {spec}; {figs}")
 

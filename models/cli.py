@@ -110,8 +110,9 @@ def register(subparsers: Any) -> None:
                       help="recordings (or folders of X.wav + X.tsv)")
     e.add_argument("--annotations", nargs="+", metavar="FILE.tsv",
                    help="DCASE truth per recording (default: X.tsv beside X.wav)")
-    e.add_argument("--vad", choices=("on", "off"), default=None,
-                   help="force the speech gate (default: as the card says)")
+    e.add_argument("--vad", choices=("on", "off", "webrtc", "silero", "compare"), default=None,
+                   help="force the speech gate (default: as the card says); webrtc / silero: "
+                   "that gate; compare: score recordings with each gate (off, webrtc, silero)")
     e.add_argument("--json", type=Path, metavar="OUT", help="write all figures as JSON")
     e.add_argument("--write-card", metavar="KEY", default=None,
                    help="also store the figures in the model card's evaluation[KEY]")
@@ -202,7 +203,8 @@ def run_eval(args: argparse.Namespace) -> int:
     from hark.models.reports import format_events, write_json
 
     model = OnnxModel.load(args.model)
-    vad = None if args.vad is None else args.vad == "on"
+    vad = None if args.vad in (None, "compare") else args.vad != "off"
+    vad_kind = args.vad if args.vad in ("webrtc", "silero") else None
     try:
         if args.data is not None:
             if not args.data.is_dir():
@@ -225,10 +227,17 @@ def run_eval(args: argparse.Namespace) -> int:
                     raise HarkError(f"{a}: no such file")
                 if not Path(t).is_file():
                     raise HarkError(f"{t}: no such file")
-            ev = evaluate_streams(model, pairs, vad=vad)
-            result = ev.to_json()
-            print(f"{model.name} on {len(pairs)} recording(s)")
-            print(format_events(result))
+            if args.vad == "compare":
+                from hark.models.gate_eval import compare_gates, format_gates
+
+                result = {"gates": compare_gates(model, pairs)}
+                print(f"{model.name} on {len(pairs)} recording(s), per speech gate")
+                print(format_gates(result["gates"]))
+            else:
+                ev = evaluate_streams(model, pairs, vad=vad, vad_kind=vad_kind)
+                result = ev.to_json()
+                print(f"{model.name} on {len(pairs)} recording(s)")
+                print(format_events(result))
     except (ValueError, FileNotFoundError) as e:
         raise HarkError(str(e)) from None
     result = {"model": model.name, "model_path": str(model.path), **result}

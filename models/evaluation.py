@@ -28,6 +28,7 @@ from hark.live.events import Event, read_events_tsv
 from hark.live.model import OnnxModel
 from hark.live.smoothing import Smoother
 from hark.live.sources import AudioError
+from hark.live.vad import GateKind
 from hark.models.metrics import (
     ClassificationReport,
     EventScores,
@@ -208,7 +209,8 @@ class StreamEvaluation:
 
 
 def replay_events(
-    model: OnnxModel, audio_path: str | Path, vad: bool | None = None
+    model: OnnxModel, audio_path: str | Path, vad: bool | None = None,
+    vad_kind: GateKind | None = None,
 ) -> tuple[list[Event], np.ndarray, float]:
     """Replay a file through the engine as `hark replay` does: (events, smoothed, seconds)."""
     from hark.live.pipeline import run
@@ -219,7 +221,8 @@ def replay_events(
     src = FileSource(audio_path, card.sample_rate)
     dur = src.duration_s or 0.0
     n = int(np.ceil(dur / card.decision_hop_s())) + 16
-    engine = Engine([model], EngineOptions(vad=vad, record=True, history=max(n, 16)))
+    engine = Engine([model], EngineOptions(vad=vad, vad_kind=vad_kind, record=True,
+                                           history=max(n, 16)))
     collect = CollectSink()
     result = run(src, engine, [collect], signals=False, report=_quiet)
     if result.error is not None:
@@ -240,6 +243,7 @@ def evaluate_streams(
     model: OnnxModel,
     pairs: Sequence[tuple[str | Path, str | Path]],
     vad: bool | None = None,
+    vad_kind: GateKind | None = None,
 ) -> StreamEvaluation:
     """Score a model on (audio, truth tsv) pairs."""
     result = StreamEvaluation(EventScores())
@@ -250,7 +254,7 @@ def evaluate_streams(
         for e in truth:
             if e.label not in known:
                 result.set_aside[e.label] = result.set_aside.get(e.label, 0) + 1
-        est, smoothed, dur = replay_events(model, audio, vad)
+        est, smoothed, dur = replay_events(model, audio, vad, vad_kind)
         counts = result.scores.add_file(ref, est, dur)
         flips = flips_of(model, smoothed)
         result.flips += flips

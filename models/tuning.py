@@ -5,8 +5,9 @@ resets and all) and its raw posteriors are kept; each candidate SmoothingSpec th
 the smoother, which is cheap. The search is coordinate descent over a small grid, two passes.
 The objective is event F1 on streams with events, minus a penalty for false events per minute on
 streams that should give none (unknown words and noise), so that quiet rooms stay quiet.
-For gated models the VAD settings (aggressiveness, how long a silence resets the state) are
-chosen the same way: each candidate re-runs the model, then gets its own smoothing search.
+The speech gate (off, webrtcvad modes, silero thresholds, hangover, pre-roll) is chosen the same
+way: each candidate re-runs the model, then gets its own smoothing search; the gate stays on when
+it costs at most GATE_F1_ALLOWANCE of validation event F1 (choose_gate).
 """
 
 from __future__ import annotations
@@ -151,15 +152,106 @@ def tune(
     return spec, {k: round(v, 4) for k, v in figures.items()}
 
 
-# the gate off is a candidate too: webrtcvad opens some tens of ms into a word, and a recogniser
-# that was trained on noise and other words may do better seeing every frame
+# The gate off is a candidate too (webrtcvad opens some tens of ms into a word); the gated ones
+# span gate kind, webrtcvad mode, silero threshold, hangover and pre-roll. A gate saves all the
+# inference on silence and keeps noise away from the model, so it stays on when it costs at most
+# GATE_F1_ALLOWANCE of validation event F1 against the best ungated setting.
+GATE_F1_ALLOWANCE = 0.01
 VAD_CANDIDATES: tuple[dict[str, Any], ...] = (
     {"enabled": False},
-    {"mode": 1, "reset_after_ms": 500.0},
-    {"mode": 2, "reset_after_ms": 500.0},
-    {"mode": 3, "reset_after_ms": 500.0},
-    {"mode": 2, "reset_after_ms": 3000.0},
+    {"kind": "webrtc", "mode": 1, "hangover_ms": 300.0, "pre_roll_ms": 300.0},
+    {"kind": "webrtc", "mode": 2, "hangover_ms": 300.0, "pre_roll_ms": 300.0},
+    {"kind": "webrtc", "mode": 3, "hangover_ms": 300.0, "pre_roll_ms": 300.0},
+    {"kind": "webrtc", "mode": 2, "hangover_ms": 300.0, "pre_roll_ms": 0.0},
+    {"kind": "silero", "threshold": 0.5, "hangover_ms": 300.0, "pre_roll_ms": 300.0},
+    {"kind": "silero", "threshold": 0.3, "hangover_ms": 300.0, "pre_roll_ms": 300.0},
+    {"kind": "silero", "threshold": 0.5, "hangover_ms": 500.0, "pre_roll_ms": 500.0},
 )
+
+
+def describe_vad(vad: VadSpec) -> str:
+    """One line naming a gate setting (for logs and the card's record)."""
+    if not vad.enabled:
+        return "off"
+    how = f"mode {vad.mode}" if vad.kind == "webrtc" else f"threshold {vad.threshold:g}"
+    return (f"{vad.kind} {how}, hangover {vad.hangover_ms:.0f} ms, pre-roll "
+            f"{vad.pre_roll_ms:.0f} ms, reset after {vad.reset_after_ms:.0f} ms")
+
+
+@dataclass
+class GateChoice:
+    """What the tuner chose for the gate and why (written into the card's evaluation)."""
+
+    vad: VadSpec
+    smoothing: SmoothingSpec
+    figures: dict[str, float]
+    why: str
+    candidates: list[dict[str, Any]]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"chosen": describe_vad(self.vad), "why": self.why,
+                "rule": f"gate on when validation event F1 >= ungated - {GATE_F1_ALLOWANCE}",
+                "candidates": self.candidates}
+
+
+def choose_gate(
+    model: OnnxModel,
+    positives: Sequence[tuple[np.ndarray, Sequence[EventLike]]],
+    negatives: Sequence[np.ndarray] = (),
+    candidates: Sequence[dict[str, Any]] = VAD_CANDIDATES,
+    log: Any = None,
+) -> GateChoice:
+    """Tune smoothing for every gate candidate; keep the best gate if it meets the rule.
+
+    positives: (audio at the model rate, truth events); negatives: audio with nothing to find.
+    A candidate whose gate cannot run (silero-vad not installed, a rate it does not take) is
+    skipped and logged.
+    """
+    from hark.live.errors import HarkError
+
+    results: list[tuple[float, VadSpec, SmoothingSpec, dict[str, float]]] = []
+    table: list[dict[str, Any]] = []
+    for change in candidates:
+        vad = replace(model.card.vad, **{"enabled": True, **change})
+        m = with_vad(model, vad)
+        try:
+            vad.validate(model.card.sample_rate)
+            pos = [record(m, a, ref) for a, ref in positives]
+            neg = [record(m, a, []) for a in negatives]
+        except HarkError as e:
+            if log is not None:
+                log(f"vad {describe_vad(vad)}: skipped ({e})")
+            continue
+        spec, figs = tune(m, pos, neg, start=model.card.smoothing)
+        obj, _ = score(m, spec, pos, neg)
+        if log is not None:
+            log(f"vad {describe_vad(vad)}: objective {obj:.4f} {figs} with {spec}")
+        results.append((obj, vad, spec, figs))
+        table.append({"vad": describe_vad(vad), "objective": round(obj, 4), **figs})
+    if not results:
+        raise ValueError("no gate candidate could run")
+    off = [r for r in results if not r[1].enabled]
+    gated = [r for r in results if r[1].enabled]
+    best_off = max(off, key=lambda r: r[0]) if off else None
+    best_gate = max(gated, key=lambda r: r[0]) if gated else None
+    if best_gate is None:
+        assert best_off is not None
+        pick, why = best_off, "no gated candidate could run"
+    elif best_off is None:
+        pick, why = best_gate, "the gate off was not a candidate"
+    else:
+        f_on, f_off = best_gate[3]["event_f1"], best_off[3]["event_f1"]
+        if f_on >= f_off - GATE_F1_ALLOWANCE - 1e-9:
+            pick = best_gate
+            why = (f"gated validation event F1 {f_on:.4f} vs ungated {f_off:.4f}: costs at most "
+                   f"{GATE_F1_ALLOWANCE}, so the gate stays on")
+        else:
+            pick = best_off
+            why = (f"gated validation event F1 {f_on:.4f} (best gate: {describe_vad(best_gate[1])})"
+                   f" vs ungated {f_off:.4f}: costs more than {GATE_F1_ALLOWANCE}, gate off")
+    if log is not None:
+        log(f"vad chosen: {describe_vad(pick[1])} ({why})")
+    return GateChoice(pick[1], pick[2], pick[3], why, table)
 
 
 def tune_with_vad(
@@ -168,24 +260,6 @@ def tune_with_vad(
     negatives: Sequence[np.ndarray] = (),
     log: Any = None,
 ) -> tuple[VadSpec, SmoothingSpec, dict[str, float]]:
-    """Pick VAD settings and smoothing together (gated models); (vad, smoothing, figures).
-
-    positives: (audio at the model rate, truth events); negatives: audio with nothing to find.
-    """
-    best: tuple[float, VadSpec, SmoothingSpec, dict[str, float]] | None = None
-    candidates = [replace(model.card.vad, **c) for c in VAD_CANDIDATES] if model.card.vad.enabled \
-        else [model.card.vad]
-    for vad in candidates:
-        m = with_vad(model, vad)
-        pos = [record(m, a, ref) for a, ref in positives]
-        neg = [record(m, a, []) for a in negatives]
-        spec, figs = tune(m, pos, neg, start=model.card.smoothing)
-        obj, _ = score(m, spec, pos, neg)
-        if log is not None:
-            what = (f"vad mode {vad.mode} reset_after {vad.reset_after_ms:.0f} ms"
-                    if vad.enabled else "vad off")
-            log(f"{what}: objective {obj:.4f} {figs} with {spec}")
-        if best is None or obj > best[0] + 1e-9:
-            best = (obj, vad, spec, figs)
-    assert best is not None
-    return best[1], best[2], best[3]
+    """choose_gate over VAD_CANDIDATES: (vad, smoothing, validation figures)."""
+    choice = choose_gate(model, positives, negatives, log=log)
+    return choice.vad, choice.smoothing, choice.figures

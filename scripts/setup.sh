@@ -40,4 +40,8 @@ if [ "$mode" = dev ]; then
 else
   "${pip[@]}" -e .
 fi
+# silero-vad (the optional `--vad silero` gate) declares torch as a requirement, but hark only opens
+# the ONNX file its wheel ships, with onnxruntime: install it without dependencies.
+.venv/bin/python -c 'import importlib.metadata as m; m.distribution("silero-vad")' 2>/dev/null \
+  || "${pip[@]}" --no-deps "silero-vad>=6.2"
 echo "setup: ready ($mode): .venv/bin/hark" >&2

@@ -344,7 +344,8 @@ def run_ui(
     from hark.live.engine import EngineOptions
 
     roll_seconds = float(getattr(cfg, "roll_seconds", None) or DEFAULT_ROLL_S)
-    options = EngineOptions(vad=cfg.vad, vad_mode=cfg.vad_mode)
+    options = EngineOptions(vad=cfg.vad, vad_mode=cfg.vad_mode,
+                            vad_kind=getattr(cfg, "vad_kind", None))
     rate = max(int(m.card.sample_rate) for m in models)
     out = Path(cfg.out) if cfg.out is not None else None
     common: dict[str, Any] = dict(

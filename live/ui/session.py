@@ -110,6 +110,7 @@ class UISession:
         base = engine_options or EngineOptions()
         self._options = EngineOptions(
             vad=base.vad,
+            vad_kind=base.vad_kind,
             vad_mode=base.vad_mode,
             reset_after_silence=base.reset_after_silence,
             record=base.record,

@@ -249,6 +249,9 @@ def test_vad_gate_skips_inference_and_zeroes_posteriors(tmp_path: Path) -> None:
     silence = np.zeros(16000, dtype=np.float32)
     engine = Engine([model], EngineOptions(record=True))
     engine.feed(silence)
+    # the last pre_roll_ms (300 ms: 30 frames) are held in case the gate opens next
+    assert engine.recording(0)[1].shape[0] == 98 - 30
+    engine.close()
     _, post = engine.recording(0)
     assert post.shape[0] == 98 and not post.any()
     assert engine.streams[0].runner.calls == 0

@@ -143,3 +143,23 @@ def test_eval_errors_are_one_line(tmp_path: Path, bands: tuple[Path, Path],
     assert main(["eval", "--model", str(model), "--data", str(tmp_path)]) != 0  # multilabel
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and all(line.startswith("hark: error:") for line in err)
+
+
+def test_eval_compare_scores_each_gate(tmp_path: Path) -> None:
+    """hark eval --vad compare: one row per gate, false events per hour from the same files."""
+    from hark.live.model import OnnxModel
+    from hark.models.gate_eval import compare_gates, format_gates
+
+    model = OnnxModel.load(onnx_models.lstm_frame_model(tmp_path, vad=True))
+    rng = np.random.default_rng(0)
+    wav = tmp_path / "noise.wav"
+    sf.write(wav, (0.05 * rng.standard_normal(16000 * 4)).astype(np.float32), 16000)
+    tsv = wav.with_suffix(".tsv")
+    tsv.write_text("onset\toffset\tevent_label\n")
+    res = compare_gates(model, [(wav, tsv)])
+    assert set(res) == {"off", "webrtc", "silero"}
+    for r in res.values():
+        assert r["false_events_per_hour"] == round(r["false_events"] / (4 / 3600), 2)
+    # white noise: silero never opens, so nothing can be reported through it
+    assert res["silero"]["false_events"] == 0
+    assert "silero" in format_gates(res)

@@ -85,3 +85,30 @@ def test_tune_with_vad_turns_the_gate_off_when_it_hides_the_events(
     mode1 = with_vad(gated, replace(gated.card.vad, mode=1))
     gated_f1, _ = score(mode1, spec, [record(mode1, audio, refs)])
     assert gated_f1 < 0.9
+
+
+def test_choose_gate_keeps_the_gate_on_when_it_costs_nothing(tmp_path: Path) -> None:
+    """Loud harmonic tones in a quiet room: webrtcvad opens on them, so the gated detector finds
+    every event as the ungated one does and the rule keeps the gate on; silero-vad, trained on
+    speech, does not take tones for speech, so its candidate loses events, and the record says
+    so. The chosen setting and the reason land in the choice's JSON."""
+    from hark.models.tuning import GATE_F1_ALLOWANCE, choose_gate
+
+    gated = OnnxModel.load(onnx_models.band_energy_model(tmp_path, (-11.1, -11.1), vad=True))
+    t = np.arange(7 * RATE) / RATE
+    audio = 2e-5 * np.random.default_rng(3).standard_normal(t.size)
+    for label, on, off in WORDS:
+        f = 300.0 if label == "low" else 3000.0
+        tone = sum(np.sin(2 * np.pi * f * h * t) / h for h in (1, 2, 3))
+        audio += 0.2 * tone * ((t >= on) & (t < off))
+    refs = [Event(lb, on, off, peak=1.0, mean=1.0) for lb, on, off in WORDS]
+    candidates = ({"enabled": False}, {"kind": "webrtc", "mode": 1, "pre_roll_ms": 300.0},
+                  {"kind": "silero", "threshold": 0.5, "pre_roll_ms": 300.0})
+    choice = choose_gate(gated, [(audio.astype(np.float32), refs)], [], candidates=candidates)
+    assert choice.vad.enabled and choice.vad.kind == "webrtc" and choice.vad.pre_roll_ms == 300
+    assert choice.figures["event_f1"] == 1.0
+    rows = {r["vad"].split(",")[0]: r for r in choice.candidates}
+    assert rows["off"]["event_f1"] == 1.0
+    assert rows["silero threshold 0.5"]["event_f1"] < 1.0 - GATE_F1_ALLOWANCE
+    record_json = choice.to_json()
+    assert record_json["chosen"].startswith("webrtc mode 1") and "stays on" in record_json["why"]
