@@ -141,7 +141,7 @@ def test_streams_come_and_go(models: dict[str, Path]) -> None:
     np.testing.assert_allclose(bank.recording(a), alone.recording(0)[1], atol=1e-5, rtol=0)
     np.testing.assert_allclose(bank.recording(b), late_ref.recording(0)[1], atol=1e-5, rtol=0)
     closed = bank.remove_stream(a)
-    assert closed == alone.close()
+    assert closed == list(alone.close())
     assert bank.streams == [b]
 
 
