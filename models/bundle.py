@@ -86,6 +86,59 @@ def steps(work: Path) -> list[tuple[str, list[str]]]:
     ]
 
 
+def steps_v2(work: Path) -> list[tuple[str, list[str]]]:
+    """The issue-11 retrain (not yet run): several synthesizers, held-out sources, real speech.
+
+    Training tree: espeak-ng + flite (awb, rms, kal) + Kokoro (voices and blends) with one Praat
+    speaker per voice and the near-miss fillers; held out of it entirely: flite slt and the Kokoro
+    blend pair jf_nezumi + jm_kumo (their own all-test trees), and the Russian Asterisk prompts
+    (false accepts per hour). Festival, Piper and the English prompts are never touched.
+    """
+    w = str(work)
+    seed = ["--seed", str(SEED)]
+    multi = f"{w}/data/multi"
+    slt, blend = f"{w}/data/flite-slt", f"{w}/data/kokoro-blend"
+    cmd = f"{w}/commands/commands.onnx"
+    cnn = f"{w}/commands-cnn/commands-cnn.onnx"
+    ru = f"{w}/eval/ru"
+    return [
+        ("multi tree", ["synth", "tree", multi, "--n-per-word", str(N_PER_WORD), *seed,
+                        "--engine", "espeak-ng:0.5", "--engine", "flite:0.2",
+                        "--engine", "kokoro:0.3", "--hold-out", "flite:slt",
+                        "--hold-out", "kokoro:jf_nezumi*0.5+jm_kumo", "--shifts", "1",
+                        "--near-miss"]),
+        ("flite slt tree (test only)", ["synth", "tree", slt, "--engine", "flite",
+                                        "--voices", "slt", "--n-per-word", "60", *seed,
+                                        "--all-test"]),
+        ("kokoro blend tree (test only)", ["synth", "tree", blend, "--engine", "kokoro",
+                                           "--voices", "jf_nezumi*0.5+jm_kumo",
+                                           "--n-per-word", "40", *seed, "--all-test"]),
+        ("train commands", ["train", "--arch", "rnn", "--data", multi, *seed, "--epochs", "40",
+                            "--patience", "6", "--threads", "1", *BIG_LSTM,
+                            "--set", "dropout=0.25", "--freq-warp", "0.1", "--tilt-db", "6",
+                            "--out", f"{w}/commands"]),
+        ("train commands-cnn", ["train", "--arch", "cnn", "--data", multi, *seed,
+                                "--epochs", "40", "--patience", "6", "--threads", "1",
+                                "--out", f"{w}/commands-cnn"]),
+        ("slt word streams", ["synth", "speech", f"{w}/eval/slt-words", "--tree", slt,
+                              "--n", "10", *seed]),
+        ("commands: slt clips", ["eval", "--model", cmd, "--data", slt,
+                                 "--write-card", "flite_slt_clips"]),
+        ("commands: kokoro blend clips", ["eval", "--model", cmd, "--data", blend,
+                                          "--write-card", "kokoro_blend_clips"]),
+        ("commands-cnn: slt clips", ["eval", "--model", cnn, "--data", slt,
+                                     "--write-card", "flite_slt_clips"]),
+        ("commands-cnn: kokoro blend clips", ["eval", "--model", cnn, "--data", blend,
+                                              "--write-card", "kokoro_blend_clips"]),
+        # ru: python -c "from hark.models.data.real_speech import *; concatenate(
+        #   prompt_files('ru', 'cache'), 'out/bundle/eval/ru/ru.wav')" first (see README)
+        ("commands: ru false accepts + operating point",
+         ["eval", "--model", cmd, "--negatives", ru, "--audio", f"{w}/eval/slt-words",
+          "--det", f"{w}/eval/det-commands", "--target-fa-per-hour", "2",
+          "--write-card", "ru_false_accepts"]),
+    ]
+
+
 def run(work: Path, install: bool, only: set[str] | None = None) -> list[dict[str, object]]:
     """Run every step (or those whose name contains one of `only`); return their timings."""
     log = []

@@ -104,7 +104,7 @@ def register(subparsers: Any) -> None:
     )
     e.add_argument("--model", default="commands", metavar="NAME|PATH",
                    help="bundled model name or path to a .onnx (default: commands)")
-    what = e.add_mutually_exclusive_group(required=True)
+    what = e.add_mutually_exclusive_group(required=False)
     what.add_argument("--data", type=Path, metavar="DIR", help="Speech Commands folder")
     what.add_argument("--audio", nargs="+", metavar="FILE|DIR",
                       help="recordings (or folders of X.wav + X.tsv)")
@@ -117,6 +117,16 @@ def register(subparsers: Any) -> None:
     e.add_argument("--write-card", metavar="KEY", default=None,
                    help="also store the figures in the model card's evaluation[KEY]")
     e.add_argument("--seed", type=int, default=0, help="seed of the silence clips cut from noise")
+    e.add_argument("--negatives", nargs="+", metavar="FILE|DIR",
+                   help="long audio without the model's words: false accepts per hour")
+    e.add_argument("--det", type=Path, metavar="OUT",
+                   help="with --negatives: write the DET curve to OUT.json and OUT.png (misses "
+                   "from --audio streams with truth)")
+    e.add_argument("--target-fa-per-hour", type=float, metavar="X",
+                   help="with --negatives: pick the lowest threshold_on within X false accepts "
+                   "per hour (stored in the card with --write-card)")
+    e.add_argument("--sweep-floor", type=float, default=0.2,
+                   help="lowest threshold the DET sweep replays at (default 0.2)")
     e.set_defaults(func=run_eval)
 
     s = subparsers.add_parser(
@@ -130,7 +140,20 @@ def register(subparsers: Any) -> None:
     tree = ss.add_parser("tree", help="a Speech Commands tree (speaker-disjoint splits)")
     tree.add_argument("out", type=Path)
     tree.add_argument("--n-per-word", type=int, default=100)
-    tree.add_argument("--engine", choices=("espeak", "flite"), default="espeak")
+    tree.add_argument("--engine", action="append", default=None, metavar="NAME[:WEIGHT]",
+                      help="espeak-ng, flite or kokoro, with a share of the clips; repeatable "
+                      "(default espeak-ng)")
+    tree.add_argument("--voices", default="", metavar="V1,V2",
+                      help="only these voices (espeak en-us+m3, flite slt, kokoro "
+                      "jf_alpha*0.3+jm_kumo)")
+    tree.add_argument("--hold-out", action="append", default=[], metavar="ENGINE:VOICE",
+                      help="leave this voice's speaker out of the tree (kept for measurement)")
+    tree.add_argument("--shifts", type=int, default=0, metavar="N",
+                      help="N Praat Change-gender speakers derived from every voice")
+    tree.add_argument("--words", default="", metavar="W1,W2",
+                      help="your own keywords or phrases instead of the ten commands")
+    tree.add_argument("--near-miss", action="store_true",
+                      help="add near-miss words (yet, know, light, top, ...) to the fillers")
     tree.add_argument("--seed", type=int, default=0)
     tree.add_argument("--workers", type=int, default=2)
     tree.add_argument("--all-test", action="store_true",
@@ -205,6 +228,12 @@ def run_eval(args: argparse.Namespace) -> int:
     model = OnnxModel.load(args.model)
     vad = None if args.vad in (None, "compare") else args.vad != "off"
     vad_kind = args.vad if args.vad in ("webrtc", "silero") else None
+    if args.negatives:
+        return _run_negatives(args, model, vad)
+    if args.data is None and args.audio is None:
+        raise HarkError("give --data DIR, --audio FILE|DIR or --negatives FILE|DIR")
+    if args.det is not None or args.target_fa_per_hour is not None:
+        raise HarkError("--det and --target-fa-per-hour need --negatives FILE|DIR")
     try:
         if args.data is not None:
             if not args.data.is_dir():
@@ -248,6 +277,63 @@ def run_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_negatives(args: argparse.Namespace, model: Any, vad: bool | None) -> int:
+    """False accepts per hour on negative audio; DET curve and operating point on request."""
+    import dataclasses
+
+    from hark.live.card import load_card
+    from hark.models import false_accepts as F
+    from hark.models.evaluation import stream_pairs
+    from hark.models.reports import write_json
+
+    if args.data is not None:
+        raise HarkError("--negatives goes with --audio streams (for misses), not --data")
+    if not 0.0 < args.sweep_floor <= 1.0:
+        raise HarkError("--sweep-floor must be in (0, 1]")
+    try:
+        files = F.negative_files(args.negatives)
+        card_fa = F.false_accepts(model, files, vad)
+        result: dict[str, Any] = {"model": model.name, "model_path": str(model.path),
+                                  "negatives": [str(n) for n in args.negatives],
+                                  **card_fa.to_json()}
+        print(f"{model.name} on {len(files)} negative file(s), {card_fa.hours:.3f} h: "
+              f"{len(card_fa.events)} false accepts, {card_fa.per_hour():.2f} per hour "
+              f"(threshold_on {model.card.smoothing.threshold_on:g})")
+        for label, n in result["per_label"].items():
+            print(f"  {label}: {n}")
+        if args.det is not None or args.target_fa_per_hour is not None:
+            low = F.with_threshold(model, min(args.sweep_floor, model.card.smoothing.threshold_on))
+            sweep = F.false_accepts(low, files, vad)
+            pos = None
+            if args.audio:
+                pos = F.positives(low, stream_pairs(args.audio, args.annotations), vad)
+            points = F.det_curve(sweep, pos, low.card.smoothing.threshold_on)
+            if args.det is not None:
+                png = args.det.with_suffix(".png")
+                F.write_det(points, args.det.with_suffix(".json"), png, f"{model.name} DET")
+                print(f"DET curve: {args.det.with_suffix('.json')} and {png}")
+            if args.target_fa_per_hour is not None:
+                best = F.pick_threshold(points, args.target_fa_per_hour)
+                result["operating_point"] = dataclasses.asdict(best)
+                miss = "" if pos is None else f", miss rate {best.miss_rate:.3f}"
+                print(f"operating point for <= {args.target_fa_per_hour:g} FA/h: threshold_on "
+                      f"{best.threshold:.3f} ({best.fa_per_hour:.2f} FA/h{miss})")
+                if args.write_card:
+                    card_path = model.path.with_suffix(".json")
+                    card = load_card(card_path)
+                    tuned = F.with_threshold(model, best.threshold).card.smoothing
+                    dataclasses.replace(card, smoothing=tuned).save(card_path)
+                    print(f"threshold_on {best.threshold:.3f} written to {card_path}",
+                          file=sys.stderr)
+    except (ValueError, FileNotFoundError) as e:
+        raise HarkError(str(e)) from None
+    if args.json is not None:
+        write_json(args.json, result)
+    if args.write_card:
+        _write_card(model.path, args.write_card, result)
+    return 0
+
+
 def _write_card(onnx_path: Path, key: str, result: dict[str, Any]) -> None:
     import dataclasses
 
@@ -268,9 +354,20 @@ def run_synth(args: argparse.Namespace) -> int:
 
     try:
         if args.what == "tree":
+            from hark.models.data.tts import parse_engine
+
+            engines = tuple(parse_engine(e) for e in (args.engine or ["espeak"]))
+            src = synth.TreeSources(
+                engines=engines,
+                voices=tuple(v.strip() for v in args.voices.split(",") if v.strip()),
+                hold_out=tuple(args.hold_out),
+                shifts=args.shifts,
+                words=tuple(w.strip() for w in args.words.split(",") if w.strip()),
+                near_miss=args.near_miss,
+            )
             root = synth.ensure_tree(args.out, args.n_per_word, seed=args.seed,
-                                     engine=args.engine, workers=args.workers,
-                                     all_test=args.all_test)
+                                     engine=engines[0][0], workers=args.workers,
+                                     all_test=args.all_test, sources=src)
             print(f"Speech Commands tree in {root}")
         elif args.what == "speech":
             files = synth.write_speech_streams(

@@ -10,8 +10,9 @@ Everything is seeded: the same arguments write the same files.
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -31,6 +32,67 @@ def unknown_per_word(n_per_word: int) -> int:
     return max(3, n_per_word // 4)  # 3: at least one per split, even in tiny test trees
 
 
+@dataclass(frozen=True)
+class TreeSources:
+    """Who speaks a tree: engines with weights, chosen voices, held-out voices, new speakers.
+
+    voices: engine voice names to use (none: every voice of the engines). hold_out: voices whose
+    speaker (for Kokoro: the blend pair) is left out of the tree entirely, kept for measurement.
+    shifts: Praat Change-gender speakers derived from each voice (seeded), in the voice's split.
+    """
+
+    engines: tuple[tuple[str, float], ...] = (("espeak", 1.0),)
+    voices: tuple[str, ...] = ()
+    hold_out: tuple[str, ...] = ()
+    shifts: int = 0
+    words: tuple[str, ...] = ()
+    near_miss: bool = False
+
+    def key(self) -> str:
+        """Stable text for the completion mark (the old espeak-only key when nothing is set)."""
+        if self == TreeSources():
+            return "espeak"
+        return repr(self)
+
+
+def tree_voices(src: TreeSources, seed: int) -> list[Any]:
+    """The voice pool of a tree (held-out speakers removed, derived speakers added)."""
+    from hark.models.data.speakers import SpeakerRanges
+    from hark.models.data.synth_speech import _word_key
+    from hark.models.data.tts import find_voice, parse_engine, voices_for
+
+    engines = [parse_engine(e)[0] for e, _ in src.engines]
+    if src.voices:
+        pool = []
+        for name in src.voices:
+            found = []
+            for e in engines:
+                try:
+                    found.append(find_voice(e, name))
+                except ValueError:
+                    continue
+            if not found:
+                raise ValueError(f"no voice {name!r} in engines {engines}")
+            pool.extend(found[:1])
+    else:
+        pool = [v for e in engines for v in voices_for(e)]
+    held: set[str] = set()
+    for name in src.hold_out:
+        engine, _, voice = name.partition(":")
+        e = parse_engine(engine)[0]
+        held.add(find_voice(e, voice).speaker)
+    pool = [v for v in pool if v.speaker not in held]
+    if not pool:
+        raise ValueError("no voices left after --hold-out")
+    if src.shifts > 0:
+        derived = []
+        for v in pool:
+            rng = np.random.default_rng([seed, _word_key(f"shift:{v.voice_id}")])
+            derived += [v.shifted(SpeakerRanges().draw(rng)) for _ in range(src.shifts)]
+        pool += derived
+    return pool
+
+
 def ensure_tree(
     root: str | Path,
     n_per_word: int,
@@ -38,29 +100,56 @@ def ensure_tree(
     engine: str = "espeak",
     workers: int = 2,
     all_test: bool = False,
+    sources: TreeSources | None = None,
 ) -> Path:
     """Generate a Speech Commands tree at root unless a complete one is already there.
 
     all_test: list every clip in testing_list.txt (a held-out synthesizer is test data only).
+    sources: several engines with weights, voices, held-out voices, derived speakers, own words.
     """
     from hark.models.data.speech_commands import TESTING_LIST, VALIDATION_LIST
-    from hark.models.data.synth_speech import generate_speech_commands
+    from hark.models.data.synth_speech import (
+        NEAR_MISS_WORDS,
+        UNKNOWN_WORDS,
+        generate_speech_commands,
+    )
+    from hark.models.data.tts import parse_engine
 
+    src = sources or TreeSources(engines=((engine, 1.0),))
     out = Path(root)
     mark = out / COMPLETE_MARK
-    key = f"{engine} n_per_word={n_per_word} seed={seed} all_test={all_test}\n"
+    what = engine if src == TreeSources(engines=((engine, 1.0),)) else src.key()
+    key = f"{what} n_per_word={n_per_word} seed={seed} all_test={all_test}\n"
     if mark.is_file() and mark.read_text() == key:
         return out
     if out.exists() and any(out.iterdir()):
         raise FileExistsError(f"{out} holds another data set; remove it or pick another folder")
-    generate_speech_commands(
-        out,
-        n_per_word,
-        n_per_unknown_word=unknown_per_word(n_per_word),
-        seed=seed,
-        engine=engine,  # type: ignore[arg-type]
-        workers=workers,
-    )
+    if src == TreeSources(engines=((engine, 1.0),)):
+        generate_speech_commands(
+            out,
+            n_per_word,
+            n_per_unknown_word=unknown_per_word(n_per_word),
+            seed=seed,
+            engine=engine,  # type: ignore[arg-type]
+            workers=workers,
+        )
+    else:
+        weights = {parse_engine(e)[0]: w for e, w in src.engines}
+        words = tuple(src.words) or COMMAND_WORDS
+        unknown = [w for w in UNKNOWN_WORDS + (NEAR_MISS_WORDS if src.near_miss else ())
+                   if w not in words]
+        generate_speech_commands(
+            out,
+            n_per_word,
+            words=words,
+            unknown_words=unknown,
+            n_per_unknown_word=unknown_per_word(n_per_word),
+            seed=seed,
+            engine=next(iter(weights)),
+            voices=tree_voices(src, seed),
+            workers=workers,
+            engine_weights=weights,
+        )
     if all_test:
         clips = sorted(p.relative_to(out).as_posix() for p in out.glob("*/*.wav")
                        if not p.parent.name.startswith("_"))
@@ -72,7 +161,7 @@ def ensure_tree(
 
 def command_truth(stream: Stream) -> Stream:
     """The stream with only command-word events (unknown words are not events)."""
-    return replace(stream, events=[e for e in stream.events if e.label in COMMAND_WORDS])
+    return replace(stream, events=[e for e in stream.events if e.label != UNKNOWN])
 
 
 def write_speech_streams(

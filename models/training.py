@@ -284,6 +284,7 @@ def _train_frames(opts: TrainOptions, keras: Any, log: Log) -> TrainResult:
     else:
         tree = _resolve_tree(opts, log)
         data = load_clips(tree, sr, 1.0, seed=opts.seed)
+        labels = data.labels  # the tree's own words (words.txt) + _silence_, _unknown_
         pool = speech_pool(data, "train")
         val_pool = speech_pool(data, "validation")
         per_epoch = opts.streams_per_epoch or max(4, math.ceil(1.5 * len(pool) / 28))

@@ -143,12 +143,23 @@ def label_for_folder(folder: str, words: Sequence[str]) -> str | None:
     return UNKNOWN
 
 
+def tree_words(root: str | Path) -> tuple[str, ...]:
+    """The tree's vocabulary: words.txt (from `hark synth tree --words`) or the ten commands."""
+    listed = Path(root) / "words.txt"
+    if listed.is_file():
+        words = tuple(w.strip() for w in listed.read_text(encoding="utf-8").splitlines()
+                      if w.strip())
+        if words:
+            return words
+    return COMMAND_WORDS
+
+
 def load_speech_commands(
     root: str | Path,
     sample_rate: int = 16000,
     clip_s: float = 1.0,
     *,
-    words: Sequence[str] = COMMAND_WORDS,
+    words: Sequence[str] | None = None,
     silence_per_split: int | None = None,
     unknown_per_split: int | None = None,
     seed: int = 0,
@@ -164,6 +175,8 @@ def load_speech_commands(
     base = Path(root)
     if not base.is_dir():
         raise FileNotFoundError(f"Speech Commands root not found: {base}")
+    if words is None:
+        words = tree_words(base)
     listed = _read_lists(base)
     splits: dict[Split, list[Clip]] = {split: [] for split in SPLITS}
     has_silence_folder = False

@@ -42,6 +42,13 @@ UNKNOWN_WORDS: tuple[str, ...] = (
     "hello", "water", "yellow", "table", "music",
 )  # fmt: skip
 MAX_SPEEDUP_TRIES = 4
+# A tree of other words than the ten commands lists its word folders here (one a line).
+VOCABULARY_FILE = "words.txt"
+# Words that sound like command words (and like common keywords): the negatives a spotter meets.
+NEAR_MISS_WORDS: tuple[str, ...] = (
+    "yet", "yeah", "yell", "know", "note", "now", "upon", "cup", "town", "lift", "light", "write",
+    "bright", "own", "of", "top", "shop", "goal", "dawn", "gone", "lefty", "ride", "oft", "stock",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -187,6 +194,7 @@ def generate_speech_commands(
     voices: Sequence[Voice] | None = None,
     options: SpeechSetOptions | None = None,
     workers: int = 2,
+    engine_weights: dict[Engine, float] | None = None,
 ) -> GenerationReport:
     """Write root/<word>/<voice_id>_nohash_<k>.wav, the two list files and _background_noise_/.
 
@@ -194,15 +202,18 @@ def generate_speech_commands(
     split in a seeded order. Output is byte-identical for the same arguments, whatever `workers`.
     The folder must be empty or absent, so stale clips can never leak into a new set.
     """
-    if engine not in ENGINES:
-        raise ValueError(f"engine must be one of {ENGINES}, not {engine!r}")
+    weights = dict(engine_weights) if engine_weights else {engine: 1.0}
+    for e in weights:
+        if e not in ENGINES:
+            raise ValueError(f"engine must be one of {ENGINES}, not {e!r}")
     opts = options or SpeechSetOptions()
     root = Path(out_dir)
     if root.exists() and any(root.iterdir()):
         raise FileExistsError(f"{root} is not empty; generate into a new folder")
-    pool = tuple(voices) if voices is not None else voices_for(engine)
-    if not pool or any(v.engine != engine for v in pool):
-        raise ValueError(f"need at least one voice, all of engine {engine!r}")
+    pool = tuple(voices) if voices is not None else tuple(
+        v for e in weights for v in voices_for(e))
+    if not pool or any(v.engine not in weights for v in pool):
+        raise ValueError(f"need at least one voice, all of engines {sorted(weights)}")
 
     began = time.perf_counter()
     assignment = assign_speakers(
@@ -225,7 +236,11 @@ def generate_speech_commands(
         clip_s,
         by_split,
         opts,
+        weights,
     )
+    if tuple(words) != COMMAND_WORDS:
+        root.mkdir(parents=True, exist_ok=True)
+        (root / VOCABULARY_FILE).write_text("".join(f"{folder_name(w)}\n" for w in words))
     _write_noise(root / BACKGROUND_NOISE_DIR, seed, sample_rate, opts)
     if workers > 1:
         with ProcessPoolExecutor(max_workers=workers) as executor:
@@ -260,6 +275,7 @@ def _plan_jobs(
     clip_s: float,
     by_split: dict[Split, list[Voice]],
     opts: SpeechSetOptions,
+    weights: dict[Engine, float] | None = None,
 ) -> list[tuple[_ClipJob, Split]]:
     """Every clip to render, with its split.
 
@@ -281,16 +297,55 @@ def _plan_jobs(
             voices = by_split[split]
             if n_split and not voices:
                 raise ValueError(f"no speaker left for the {split} split: add voices")
-            order = rng.permutation(len(voices)) if voices else np.zeros(0, dtype=np.int64)
-            for j in range(n_split):
-                voice = voices[int(order[j % len(voices)])]
-                path = root / word / f"{voice.voice_id}{NOHASH}{taken[voice.voice_id]}.wav"
+            picks = _pick_voices(voices, n_split, rng, weights)
+            for j, voice in enumerate(picks):
+                path = root / folder_name(word) / \
+                    f"{voice.voice_id}{NOHASH}{taken[voice.voice_id]}.wav"
                 taken[voice.voice_id] += 1
                 job = _ClipJob(
                     word, voice, path, (seed, key, s_index, j), sample_rate, clip_s, opts
                 )
                 jobs.append((job, split))
     return jobs
+
+
+def folder_name(word: str) -> str:
+    """The folder (and label) of a word or phrase: spaces become '_' ("lights on" -> lights_on)."""
+    name = "_".join(word.lower().split())
+    if not name or name.startswith("_") or "/" in name or name in (".", ".."):
+        raise ValueError(f"not a usable word: {word!r}")
+    return name
+
+
+def _pick_voices(
+    voices: Sequence[Voice], n: int, rng: np.random.Generator,
+    weights: dict[Engine, float] | None,
+) -> list[Voice]:
+    """N voices for one word in one split.
+
+    One engine: a seeded permutation, cycled (the original order, so old trees stay identical).
+    Several: each clip draws an engine by weight (among engines with voices in this split), then
+    cycles through that engine's voices in a seeded order.
+    """
+    if not voices:
+        return []
+    engines = sorted({v.engine for v in voices})
+    if weights is None or len(weights) <= 1 or len(engines) == 1:
+        order = rng.permutation(len(voices))
+        return [voices[int(order[j % len(voices)])] for j in range(n)]
+    per = {e: [v for v in voices if v.engine == e] for e in engines}
+    orders = {e: rng.permutation(len(per[e])) for e in engines}
+    w = np.array([weights.get(e, 0.0) for e in engines], dtype=np.float64)
+    if w.sum() <= 0:
+        w = np.ones(len(engines))
+    drawn = rng.choice(len(engines), size=n, p=w / w.sum())
+    used = Counter[str]()
+    out = []
+    for k in drawn:
+        e = engines[int(k)]
+        out.append(per[e][int(orders[e][used[e] % len(per[e])])])
+        used[e] += 1
+    return out
 
 
 def _write_noise(folder: Path, seed: int, sample_rate: int, opts: SpeechSetOptions) -> None:

@@ -13,6 +13,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import zlib
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -21,9 +22,14 @@ from typing import Literal
 import numpy as np
 
 from hark.models.data.audio import FloatArray, audio_info, read_audio
+from hark.models.data.speakers import GenderChange, change_gender
 
-Engine = Literal["espeak", "flite"]
-ENGINES: tuple[Engine, ...] = ("espeak", "flite")
+Engine = Literal["espeak", "flite", "kokoro"]
+ENGINES: tuple[Engine, ...] = ("espeak", "flite", "kokoro")
+# Never synthesised here: kept for independent evaluation (issue 11).
+RESERVED_ENGINES: tuple[str, ...] = ("festival", "piper")
+# Kokoro blends of every pair of voices at these weights of the first voice.
+KOKORO_BLEND_WEIGHTS: tuple[float, ...] = (0.3, 0.7)
 
 # English accents that accept "+variant" (NOTES: "en-gb+m3" silently drops the variant; "en+m3"
 # does not). en-us-nyc equals en-us for many words, which is why splits group by variant.
@@ -62,6 +68,12 @@ class Voice:
     name: str
     voice_id: str
     speaker: str
+    shift: GenderChange | None = None
+
+    def shifted(self, change: GenderChange) -> Voice:
+        """The voice through Praat's Change gender: same speaker key (same split, no leak)."""
+        return Voice(self.engine, self.name, f"{self.voice_id}-{slug(change.tag)}", self.speaker,
+                     change)
 
 
 @dataclass(frozen=True)
@@ -170,9 +182,56 @@ def flite_voices() -> tuple[Voice, ...]:
     )
 
 
+def kokoro_voice(name: str) -> Voice:
+    """A Kokoro voice or blend ('jf_alpha', 'jf_alpha*0.3+jm_kumo'); a pair is one speaker."""
+    from hark.models.data.kokoro import KokoroStyle
+
+    style = KokoroStyle.parse(name)
+    pair = style.a if style.b is None else "+".join(sorted((style.a, style.b)))
+    return Voice("kokoro", style.name, style.voice_id, f"kokoro-{slug(pair)}")
+
+
+def kokoro_voices() -> tuple[Voice, ...]:
+    """The five voices and blends of every pair at KOKORO_BLEND_WEIGHTS."""
+    from itertools import combinations
+
+    from hark.models.data.kokoro import KOKORO_VOICES
+
+    names = list(KOKORO_VOICES)
+    names += [f"{a}*{w:g}+{b}" for a, b in combinations(KOKORO_VOICES, 2)
+              for w in KOKORO_BLEND_WEIGHTS]
+    return tuple(kokoro_voice(n) for n in names)
+
+
 def voices_for(engine: Engine) -> tuple[Voice, ...]:
     """All default voices of an engine."""
+    if engine == "kokoro":
+        return kokoro_voices()
     return espeak_voices() if engine == "espeak" else flite_voices()
+
+
+def parse_engine(spec: str) -> tuple[Engine, float]:
+    """'espeak-ng:0.5' -> ("espeak", 0.5); a bare name weighs 1. Reserved engines are refused."""
+    name, _, weight = spec.partition(":")
+    name = {"espeak-ng": "espeak"}.get(name.strip().lower(), name.strip().lower())
+    if name in RESERVED_ENGINES:
+        raise ValueError(f"{name} voices are reserved for independent evaluation only")
+    if name not in ENGINES:
+        raise ValueError(f"unknown engine {name!r} (known: espeak-ng, flite, kokoro)")
+    w = float(weight) if weight else 1.0
+    if not w > 0:
+        raise ValueError(f"engine weight must be > 0: {spec!r}")
+    return name, w
+
+
+def find_voice(engine: Engine, name: str) -> Voice:
+    """A voice of an engine by its engine name (espeak 'en-us+m3', flite 'slt', kokoro blend)."""
+    if engine == "kokoro":
+        return kokoro_voice(name)
+    for v in (espeak_voices() if engine == "espeak" else flite_voices()):
+        if v.name == name:
+            return v
+    raise ValueError(f"no {engine} voice named {name!r}")
 
 
 def _espeak_cmd(voice_name: str, prosody: Prosody) -> list[str]:
@@ -196,7 +255,18 @@ def synth_clip(
     text: str, voice: Voice, sample_rate: int = 16000, prosody: Prosody | None = None
 ) -> FloatArray:
     """Speak `text` with `voice` and return mono float32 at `sample_rate` (engine padding kept)."""
-    prosody = prosody or Prosody()
+    clip = _synth_raw(text, voice, sample_rate, prosody or Prosody())
+    if voice.shift is None:
+        return clip
+    return change_gender(clip, sample_rate, voice.shift, seed=zlib.crc32(text.encode()))
+
+
+def _synth_raw(text: str, voice: Voice, sample_rate: int, prosody: Prosody) -> FloatArray:
+    if voice.engine == "kokoro":
+        from hark.models.data.kokoro import KokoroStyle, synth_kokoro
+
+        # Kokoro has no pitch control: pitch comes from blends and Change gender instead.
+        return synth_kokoro(text, KokoroStyle.parse(voice.name), sample_rate, prosody.speed)
     if voice.engine == "espeak":
         # Text goes in on stdin so a word can never be read as an option.
         wav = _run(_espeak_cmd(voice.name, prosody), text.encode())
