@@ -12,8 +12,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from hark.live.card import InputSpec, Normalization
-from hark.live.features import normalize
+from hark.live.card import FrontendSpec, InputSpec, Normalization
+from hark.live.features import normalize, window_features
 from hark.live.model import OnnxModel, check_finite
 
 
@@ -100,7 +100,9 @@ class WindowRunner:
             hop = 1 if fe.kind == "raw" else fe.hop_samples(sr)
             count = card.expected_frames(inp)
             self._inputs.append((inp, hop, count, card.normalization.get(inp.frontend)))
-            self._buffers.setdefault(inp.frontend, _FrameBuffer(fe.n_bins(sr)))
+            width = 1 if fe.kind == "raw" else fe.frame_bins(sr)
+            self._buffers.setdefault(inp.frontend, _FrameBuffer(width))
+        self._specs = card.frontends
         self._hop = {inp.frontend: hop for inp, hop, _, _ in self._inputs}
         self.k = 0  # next decision
         self.calls = 0
@@ -171,12 +173,45 @@ class WindowRunner:
         feeds = {}
         for inp, hop, count, norm in self._inputs:
             first = k * self.stride_samples // hop
-            x = normalize(self._buffers[inp.frontend].take(first, count), norm)
-            x = x.astype(np.float32, copy=False)
+            frames = self._buffers[inp.frontend].take(first, count)
             if inp.role == "raw":
+                x = normalize(frames, norm).astype(np.float32, copy=False)
                 feeds[inp.name] = x.reshape((1, count, 1) if len(inp.shape) == 3 else (1, count))
             else:
-                feeds[inp.name] = x[None, :, :, None] if len(inp.shape) == 4 else x[None]
+                feeds[inp.name] = window_tensor(frames, self._specs[inp.frontend], inp, norm)
         self.calls += 1
         out = np.asarray(self.model.session.run([self.model.output], feeds)[0], dtype=np.float32)
         return out.reshape(-1)[-len(self.model.card.labels) :]
+
+
+def window_tensor(
+    frames: np.ndarray, spec: FrontendSpec, inp: InputSpec, norm: Normalization | None
+) -> np.ndarray:
+    """The exact tensor a window input receives, batch axis included, from its frames.
+
+    In order: the frontend's window operations (db_ref max, top_db, a deferred DCT, deltas),
+    the card's fixed statistics, then the input's own: window_norm, pool, layout, flatten,
+    channels (see InputSpec), reshaped to the model's shape.
+    """
+    x = normalize(window_features(frames, spec), norm).astype(np.float32, copy=False)
+    if not inp.has_window_ops:
+        return x[None, :, :, None] if len(inp.shape) == 4 else x[None]
+    x = x.astype(np.float64)
+    if inp.window_norm == "per_bin":
+        x = (x - x.mean(axis=0)) / (x.std(axis=0) + inp.window_norm_eps)
+    elif inp.window_norm == "global":
+        x = (x - x.mean()) / (x.std() + inp.window_norm_eps)
+    if inp.pool == "mean":
+        x = x.mean(axis=0)
+    elif inp.pool == "mean_std":
+        x = np.concatenate((x.mean(axis=0), x.std(axis=0)))
+    else:
+        if inp.layout == "bins_frames":
+            x = x.T
+        if inp.flatten:
+            x = x.reshape(-1)
+    if inp.channels > 1:
+        axis = -1 if inp.channel_axis == "last" else 0
+        x = np.repeat(np.expand_dims(x, axis), inp.channels, axis=axis)
+    shape = tuple(1 if d is None else d for d in inp.shape)
+    return np.ascontiguousarray(x.reshape(shape), dtype=np.float32)
