@@ -14,6 +14,7 @@ from typing import Any
 from hark.export.errors import ExportError, LayerError
 
 RNN_CLASSES = ("LSTM", "GRU", "SimpleRNN")
+KAPRE_NAMES = ("STFT", "Magnitude", "ApplyFilterbank", "MagnitudeToDecibel")
 
 # Layers that act on each frame on its own (the last axis), at inference time.
 _PER_FRAME = frozenset(
@@ -231,3 +232,60 @@ def _why_not_causal(layer: Any, kind: str) -> str | None:
     if "Attention" in kind:
         return "attention looks at the whole sequence"
     return "it is not known to work on each frame on its own"
+
+
+def _consumers(model: Any) -> dict[str, list[tuple[str, str]]]:
+    """Layer name -> [(consumer name, consumer class)], from the model config (both Kerases)."""
+    import json
+
+    cfg = model.get_config()
+    layers = cfg.get("layers", [])
+    out: dict[str, list[tuple[str, str]]] = {}
+    if not any("inbound_nodes" in lc for lc in layers):  # Sequential: a chain
+        names = [(lc.get("config", {}).get("name", ""), lc.get("class_name", "")) for lc in layers]
+        for (a, _), b in zip(names, names[1:], strict=False):
+            out.setdefault(a, []).append(b)
+        return out
+    for lc in layers:
+        inbound = json.dumps(lc.get("inbound_nodes", []))
+        me = (lc.get("name") or lc.get("config", {}).get("name", ""), lc.get("class_name", ""))
+        for other in layers:
+            name = other.get("name") or other.get("config", {}).get("name", "")
+            if name and f'"{name}"' in inbound:
+                out.setdefault(name, []).append(me)
+    return out
+
+
+def frontend_layers(model: Any) -> list[str]:
+    """The kapre layers inside the model (the frontend is in the graph), checked for use hark knows.
+
+    hark's stand-in STFT carries (real, imaginary) on an extra axis that only Magnitude reads.
+    """
+    found = [layer for layer in walk_layers(model) if layer_kind(layer) in KAPRE_NAMES]
+    if not found:
+        return []
+    consumers = _consumers(model)
+    out = []
+    for layer in found:
+        if layer_kind(layer) == "STFT":
+            bad = [(n, k) for n, k in consumers.get(layer.name, []) if k != "Magnitude"]
+            if bad:
+                raise LayerError(
+                    f"layer {bad[0][0]!r} ({bad[0][1]}) reads the complex output of kapre STFT "
+                    f"{layer.name!r}: hark's kapre layers support STFT -> Magnitude only (ONNX "
+                    "has no complex tensors)"
+                )
+            cfg = layer.get_config()
+            out.append(f"kapre STFT(n_fft {cfg['n_fft']}, win {cfg['win_length']}, hop "
+                       f"{cfg['hop_length']}, pad_end {cfg['pad_end']})")
+        elif layer_kind(layer) == "ApplyFilterbank":
+            kw = layer.get_config()["filterbank_kwargs"]
+            out.append(f"kapre ApplyFilterbank(mel {kw.get('n_mels')}, htk {kw.get('htk')}, "
+                       f"norm {kw.get('norm')})")
+        elif layer_kind(layer) == "MagnitudeToDecibel":
+            cfg = layer.get_config()
+            out.append(f"kapre MagnitudeToDecibel(amin {cfg['amin']}, dynamic_range "
+                       f"{cfg['dynamic_range']})")
+        else:
+            out.append(f"kapre {layer_kind(layer)}")
+    return out

@@ -53,6 +53,9 @@ def register(subparsers: Any) -> None:
                    help="class labels, one per line, in output order (or a,b,c)")
     p.add_argument("--name", help="model name: writes NAME.onnx and NAME.json (default: file stem)")
     p.add_argument("--out", default=".", metavar="DIR", help="output directory (default: .)")
+    p.add_argument("--custom-objects", metavar="FILE.py",
+                   help="a Python file defining custom_objects = {name: object} (custom "
+                   "activations or layers the model was saved with); kapre layers are built in")
 
     fe = p.add_argument_group("frontend (what feeds the model)")
     fe.add_argument("--preset", choices=sorted(PRESETS), help="a named frontend (see below)")
@@ -79,6 +82,9 @@ def register(subparsers: Any) -> None:
     card = p.add_argument_group("card defaults")
     card.add_argument("--task", choices=("multiclass", "multilabel"),
                       help="default: softmax -> multiclass, sigmoid -> multilabel")
+    card.add_argument("--output-activation", choices=("softmax", "sigmoid", "none"),
+                      help="a model ending in logits (linear last layer): append softmax or "
+                      "sigmoid in the ONNX graph (parity is measured after it), or keep them")
     card.add_argument("--ignore-labels", action="append", default=[], metavar="L[,L...]",
                       help="background classes that never become events (_silence_, _unknown_)")
     card.add_argument("--smoothing", choices=("median", "ema", "none"))
@@ -185,6 +191,8 @@ def run(args: argparse.Namespace) -> int:
         eval_npz=args.eval_npz,
         tolerance=args.tolerance,
         opset=args.opset,
+        custom_objects=args.custom_objects,
+        output_activation=args.output_activation,
     )
     if args.json:
         print(json.dumps(summary_dict(result), indent=1, default=str))

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from hark.export import analysis, modelcard
+from hark.export import analysis, heads, modelcard
 from hark.export.errors import ExportError, FrontendMismatchError, LayerError
 from hark.export.loading import LoadedModel, load, require_toolchain
 from hark.live.card import InputSpec, ModelCard, SmoothingSpec, StateSpec, VadSpec
@@ -126,6 +126,7 @@ class _Inspection:
     task: str
     act_layer: str
     activation: str
+    head: str | None = None  # softmax / sigmoid appended to a logits output
 
 
 @dataclass
@@ -160,6 +161,8 @@ def convert(
     eval_npz: str | Path | None = None,
     tolerance: float = DEFAULT_TOLERANCE,
     opset: int = DEFAULT_OPSET,
+    custom_objects: Mapping[str, Any] | str | Path | None = None,
+    output_activation: str | None = None,
 ) -> ExportResult:
     """Export a Keras model file to `out_dir/NAME.onnx` + `out_dir/NAME.json`, verified.
 
@@ -169,6 +172,9 @@ def convert(
     normalization: an .npz/.json path or a Normalization (one frontend), or a mapping from
     frontend name to one. smoothing / vad: a spec or a dict of fields to override.
     quantize="int8" also writes NAME-int8.onnx/.json; eval_npz (arrays x, y) adds accuracies.
+    custom_objects: the names the model was saved with (a dict, or a .py file defining
+    `custom_objects`). output_activation: "softmax" / "sigmoid" appends that head to a model
+    that ends in logits (a linear last layer); "none" keeps the logits.
     Raises an ExportError subclass (a HarkError) for anything the user can fix; nothing is
     written unless Keras and onnxruntime agree within `tolerance`.
     """
@@ -180,9 +186,10 @@ def convert(
     if task is not None and task not in ("multiclass", "multilabel"):
         raise ExportError(f"unknown task {task!r} (expected multiclass or multilabel)")
     versions = require_toolchain()
-    loaded = load(model_path)
+    loaded = load(model_path, custom_objects)
     model = loaded.model
-    info = _inspect(model, label_list, task, warnings)
+    info = _inspect(model, label_list, task, warnings, output_activation)
+    in_graph = analysis.frontend_layers(model)
 
     # the card's frontends are cheap to check: fail before converting
     plan = modelcard.plan_frontends(
@@ -204,6 +211,10 @@ def convert(
         "onnx": {"opset": opset, "op_types": graph.op_types, "bytes": len(graph.data),
                  "inputs": graph.input_names},
         "final_activation": {"layer": info.act_layer, "activation": info.activation},
+        "output_head": info.head,
+        "frontend_in_graph": in_graph,
+        "custom_objects": sorted(k for k in loaded.custom_objects if "Kapre>" not in k
+                                 and k not in analysis.KAPRE_NAMES),
         "rewrites": graph.rewrites,
         "presets": plan.presets,
     }
@@ -238,7 +249,7 @@ def convert(
     # parity: always, against the original Keras model
     checker = parity.Parity(model, info.inputs,
                             [graph.input_names[i.name] for i in info.inputs], OUTPUT_NAME,
-                            graph.states)
+                            graph.states, head=info.head)
     par = checker.measure(graph.session)
     parity.check(par, tolerance)
     provenance["parity"] = par
@@ -289,7 +300,7 @@ def convert(
 
 
 def _inspect(model: Any, labels: Sequence[str], task: str | None,
-             warnings: list[str]) -> _Inspection:
+             warnings: list[str], output_activation: str | None = None) -> _Inspection:
     """Inputs and their roles, output shape, causality, label count, task, unsupported layers."""
     inputs = analysis.model_inputs(model)
     out_shape = analysis.output_shape(model)
@@ -316,8 +327,15 @@ def _inspect(model: Any, labels: Sequence[str], task: str | None,
             f"{len(labels)} labels given but the model outputs {out_shape[-1]} classes"
         )
     act_layer, activation = analysis.final_activation(model)
-    inferred = analysis.task_from_activation(activation)
+    head, head_task = heads.choose_head(act_layer, activation, output_activation, task,
+                                        int(out_shape[-1] or 0))
+    inferred = head_task or analysis.task_from_activation(activation)
     if task is None:
+        if inferred is None and output_activation == "none":
+            raise ExportError(
+                f"--output-activation none keeps the logits of {act_layer!r}: give --task "
+                "multiclass or multilabel"
+            )
         if inferred is None:
             raise ExportError(
                 f"the output layer {act_layer!r} has activation {activation!r}: hark needs "
@@ -325,6 +343,9 @@ def _inspect(model: Any, labels: Sequence[str], task: str | None,
                 "or give --task"
             )
         task = inferred
+    elif inferred is None and output_activation == "none":
+        warnings.append(f"output layer {act_layer!r} is linear and --output-activation none "
+                        "keeps its logits: thresholds act on raw scores")
     elif inferred is None:
         warnings.append(
             f"output layer {act_layer!r} has activation {activation!r}: thresholds assume "
@@ -341,7 +362,7 @@ def _inspect(model: Any, labels: Sequence[str], task: str | None,
             "(None, bins) input; hark carries the recurrent state itself"
         )
     streaming = bool(frames) and frames[0].length is None
-    return _Inspection(inputs, streaming, task, act_layer, activation)
+    return _Inspection(inputs, streaming, task, act_layer, activation, head)
 
 
 def _build_graph(loaded: LoadedModel, info: _Inspection, opset: int,
@@ -351,7 +372,11 @@ def _build_graph(loaded: LoadedModel, info: _Inspection, opset: int,
 
     from hark.export import onnx_edit, parity, rewrite
 
-    twin = rewrite.build_twin(loaded.keras, loaded.model)
+    # a clone serialises custom functions under their __name__, not the key they were given
+    scope = {**{getattr(v, "__name__", k): v for k, v in loaded.custom_objects.items()},
+             **loaded.custom_objects}
+    with loaded.keras.utils.custom_object_scope(scope):
+        twin = rewrite.build_twin(loaded.keras, loaded.model)
     proto = _to_onnx(twin.model, info.inputs, opset)
     editor = onnx_edit.GraphEditor(proto)
     states = (
@@ -371,6 +396,8 @@ def _build_graph(loaded: LoadedModel, info: _Inspection, opset: int,
     if len(main_out) != 1:
         raise ExportError(f"the ONNX graph has outputs {main_out}: expected one posterior output")
     editor.rename(main_out[0], OUTPUT_NAME)
+    if info.head is not None:
+        heads.append_head(editor, OUTPUT_NAME, info.head)
     dims: dict[str, list[int | str | None]] = {}
     for inp in info.inputs:
         dims[input_names[inp.name]] = ["batch", "time" if info.streaming else None]
