@@ -7,16 +7,18 @@ mismatch is one clear error at load time instead of a wrong answer at run time.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
 from hark.live.errors import HarkError
 
 SCHEMA_VERSION = 1
-FRONTEND_KINDS = ("specgram", "logmel", "mfcc", "raw")
+FRONTEND_KINDS = ("specgram", "stft", "logmel", "mfcc", "raw")
 INPUT_ROLES = ("frames", "window", "raw")
 TASKS = ("multiclass", "multilabel")
+# fields that change numbers only over a whole window (a clip), never per frame
+WINDOW_OP_FIELDS = ("db_ref", "top_db", "delta_order")
 
 
 class CardError(HarkError):
@@ -25,41 +27,142 @@ class CardError(HarkError):
 
 @dataclass(frozen=True)
 class FrontendSpec:
-    """How audio becomes feature frames. Frame i covers samples [i*hop, i*hop + window) (causal).
+    """How audio becomes feature frames (see live/features.py for the exact maths).
 
-    kind: specgram (scipy-style PSD, hann, log(x + log_floor)), logmel, mfcc, or raw (no frames:
-    the input is the waveform itself). window_ms / hop_ms define the framing; n_fft defaults to
-    the window length for specgram and must be >= it for logmel/mfcc.
+    kind: specgram (scipy.signal.spectrogram PSD, hann, log(x + log_floor): fixed), stft (the
+    spectrum itself, |X| or |X|^2), logmel (a mel filterbank on it, then `log`), mfcc (a DCT of
+    the log-mel), or raw (no frames: the input is the waveform itself).
+
+    Framing: causal by default, frame t covers samples [t*hop, t*hop + window), zero-padded at
+    its end to n_fft (scipy, tf.signal, python_speech_features). center=True is librosa's: frame
+    t is n_fft samples centred on sample t*hop, the window centred inside it, the stream's start
+    padded by n_fft//2 (pad_mode); the frame is complete n_fft - n_fft//2 samples after t*hop.
     """
 
-    kind: str = "logmel"
+    kind: Literal["specgram", "stft", "logmel", "mfcc", "raw"] = "logmel"
     window_ms: float = 25.0
     hop_ms: float = 10.0
-    n_fft: int | None = None
+    # FFT size; None = the window length; "pow2" = the next power of 2 >= the window (tf.signal)
+    n_fft: int | Literal["pow2"] | None = None
     n_mels: int = 40
     fmin: float = 0.0
     fmax: float | None = None
     n_mfcc: int = 13
+    # the floor of the log: log(x + floor), max(x, floor) or x == 0 -> floor (see floor_mode);
+    # librosa's amin, tf's eps, python_speech_features' machine eps
     log_floor: float = 1e-6
+    # window length in samples (librosa win_length, tf frame_length); overrides window_ms
+    win_length: int | None = None
+    # hop in samples (librosa hop_length, tf frame_step); overrides hop_ms
+    hop_length: int | None = None
+    # librosa center=True framing (see above); pad_mode pads the stream's start
+    center: bool = False
+    pad_mode: Literal["constant", "reflect"] = "constant"
+    # hann/hamming are periodic (scipy get_window, librosa, tf.signal); *_symmetric are numpy's
+    # np.hanning / np.hamming; rect is python_speech_features' default (no window)
+    window_fn: Literal["hann", "hamming", "rect", "hann_symmetric", "hamming_symmetric"] = "hann"
+    # y[n] = x[n] - preemphasis * x[n-1] over the whole stream (python_speech_features: 0.97)
+    preemphasis: float = 0.0
+    # 1.0: magnitude |X| (tf.abs, librosa power=1); 2.0: power |X|^2
+    power: float = 2.0
+    # "1/n_fft": the spectrum divided by n_fft (python_speech_features' powspec)
+    fft_scale: Literal["none", "1/n_fft"] = "none"
+    # whose mel filterbank: librosa.filters.mel (mel_scale, mel_norm apply), tf.signal's
+    # linear_to_mel_weight_matrix (HTK, no norm, DC zeroed), python_speech_features' integer-bin one
+    filterbank: Literal["librosa", "tf", "psf"] = "librosa"
+    mel_scale: Literal["slaney", "htk"] = "slaney"
+    mel_norm: Literal["slaney"] | None = "slaney"
+    # ln (np.log), log10, db (10*log10: librosa power_to_db), db_amplitude (20*log10:
+    # amplitude_to_db, log_floor then is its amin on the amplitude), none (linear values)
+    log: Literal["ln", "log10", "db", "db_amplitude", "none"] = "ln"
+    # how log_floor applies: add (log(x + floor): tf, hark), max (librosa's amin),
+    # replace_zero (python_speech_features: where(x == 0, eps, x))
+    floor_mode: Literal["add", "max", "replace_zero"] = "add"
+    # dB reference: a value (librosa ref=1.0) or "max" (ref=np.max: the max over the window)
+    db_ref: float | Literal["max"] = 1.0
+    # clamp dB values to (max over the window - top_db): librosa power_to_db's top_db (80 in
+    # librosa.feature.mfcc, applied to the mel dB before the DCT); per window, never per frame
+    top_db: float | None = None
+    # DCT of the mfcc kind: type 2 or 3; norm "ortho" (scipy/librosa), None (scipy unnormalised),
+    # "tf" (tf.signal.mfccs_from_log_mel_spectrograms: DCT-II * 1/sqrt(2 * n_mels))
+    dct_type: Literal[2, 3] = 2
+    dct_norm: Literal["ortho", "tf"] | None = "ortho"
+    # cepstral liftering 1 + (L/2) sin(pi n / L); librosa counts n from 1, python_speech_features
+    # (ceplifter) from 0
+    lifter: float = 0.0
+    lifter_style: Literal["librosa", "psf"] = "librosa"
+    # python_speech_features appendEnergy: coefficient 0 replaced by the log frame energy
+    append_energy: bool = False
+    # librosa.feature.delta (savgol, mode interp) over the window, orders 1..delta_order appended
+    # to the bins: width = base * (1 + delta_order); per window, never per frame
+    delta_width: int = 9
+    delta_order: Literal[0, 1, 2] = 0
 
     def window_samples(self, sample_rate: int) -> int:
+        if self.win_length is not None:
+            return self.win_length
         return _exact_samples(self.window_ms, sample_rate, "window_ms")
 
     def hop_samples(self, sample_rate: int) -> int:
+        if self.hop_length is not None:
+            return self.hop_length
         return _exact_samples(self.hop_ms, sample_rate, "hop_ms")
 
-    def fft_size(self, sample_rate: int) -> int:
-        return self.n_fft if self.n_fft is not None else self.window_samples(sample_rate)
+    def hop_s(self, sample_rate: int) -> float:
+        """Seconds between two frames (exact for hops given in samples)."""
+        return self.hop_samples(sample_rate) / sample_rate
 
-    def n_bins(self, sample_rate: int) -> int:
-        """Width of one feature frame."""
-        if self.kind == "specgram":
+    def fft_size(self, sample_rate: int) -> int:
+        win = self.window_samples(sample_rate)
+        if self.n_fft == "pow2":
+            return 1 << max(0, (win - 1).bit_length())
+        return self.n_fft if self.n_fft is not None else win
+
+    def frame_extent(self, sample_rate: int) -> int:
+        """Samples from sample t*hop on that frame t needs: its delay in a causal stream."""
+        if self.kind == "raw":
+            return 1
+        if self.center:
+            n_fft = self.fft_size(sample_rate)
+            return n_fft - n_fft // 2
+        return self.window_samples(sample_rate)
+
+    def first_frame_samples(self, sample_rate: int) -> int:
+        """Samples the stream needs before frame 0 exists (reflect padding needs one more)."""
+        need = self.frame_extent(sample_rate)
+        if self.center and self.pad_mode == "reflect":
+            need = max(need, self.fft_size(sample_rate) // 2 + 1)
+        return need
+
+    @property
+    def has_window_ops(self) -> bool:
+        """True when some numbers depend on the whole window (a clip), not on one frame."""
+        return self.db_ref == "max" or self.top_db is not None or self.delta_order > 0
+
+    @property
+    def defers_dct(self) -> bool:
+        """True for mfcc with a dB clamp over the window: frames stay log-mel, DCT per window."""
+        return self.kind == "mfcc" and (self.db_ref == "max" or self.top_db is not None)
+
+    def base_bins(self, sample_rate: int) -> int:
+        """Width of one feature frame before deltas are appended."""
+        if self.kind in ("specgram", "stft"):
             return self.fft_size(sample_rate) // 2 + 1
         if self.kind == "logmel":
             return self.n_mels
         if self.kind == "mfcc":
             return self.n_mfcc
         return 1
+
+    def frame_bins(self, sample_rate: int) -> int:
+        """Width of the frames `Frontend.push` yields (before the window ops)."""
+        if self.defers_dct:
+            return self.n_mels
+        return self.base_bins(sample_rate)
+
+    def n_bins(self, sample_rate: int) -> int:
+        """Width of one feature frame as the model sees it (deltas included)."""
+        return self.base_bins(sample_rate) * (1 + self.delta_order)
 
     def validate(self, sample_rate: int) -> None:
         if self.kind not in FRONTEND_KINDS:
@@ -68,28 +171,100 @@ class FrontendSpec:
             )
         if self.kind == "raw":
             return
+        for name, choices in _CHOICES.items():
+            if getattr(self, name) not in choices:
+                raise CardError(
+                    f"frontend {name} {getattr(self, name)!r} is not one of "
+                    f"{', '.join(map(repr, choices))}"
+                )
+        for name in ("win_length", "hop_length"):
+            v = getattr(self, name)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+                raise CardError(f"frontend {name} must be a whole number of samples >= 1")
+        if isinstance(self.n_fft, int) and (isinstance(self.n_fft, bool) or self.n_fft < 1):
+            raise CardError("frontend n_fft must be >= 1")
         win = self.window_samples(sample_rate)
         self.hop_samples(sample_rate)
-        if self.fft_size(sample_rate) < win:
+        n_fft = self.fft_size(sample_rate)
+        if n_fft < win:
             raise CardError(
                 f"frontend n_fft {self.n_fft} is shorter than the window ({win} samples)"
             )
+        if self.kind == "specgram":
+            fixed = [f for f in _SPECGRAM_FIXED if getattr(self, f) != _DEFAULTS[f]]
+            if fixed:
+                raise CardError(
+                    f"the specgram kind is scipy's spectrogram as it is: {', '.join(fixed)} "
+                    "cannot change (use kind stft for another spectrum)"
+                )
+        if self.power not in (1.0, 2.0):
+            raise CardError(f"frontend power {self.power} must be 1.0 (magnitude) or 2.0 (power)")
+        if not 0.0 <= self.preemphasis < 1.0:
+            raise CardError(f"frontend preemphasis {self.preemphasis} must be in [0, 1)")
         if self.kind in ("logmel", "mfcc"):
             fmax = self.fmax if self.fmax is not None else sample_rate / 2
             if not 0 <= self.fmin < fmax <= sample_rate / 2:
                 raise CardError(
                     f"frontend fmin/fmax {self.fmin}/{fmax} outside 0..{sample_rate / 2} Hz"
                 )
-        if self.kind == "mfcc" and not 0 < self.n_mfcc <= self.n_mels:
-            raise CardError(f"n_mfcc {self.n_mfcc} must be in 1..n_mels ({self.n_mels})")
+            if self.n_mels < 1:
+                raise CardError("frontend n_mels must be >= 1")
+        if self.kind == "mfcc":
+            if not 0 < self.n_mfcc <= self.n_mels:
+                raise CardError(f"n_mfcc {self.n_mfcc} must be in 1..n_mels ({self.n_mels})")
+            if self.log == "none":
+                raise CardError("an mfcc frontend needs a log (ln, log10, db or db_amplitude)")
+        elif self.lifter or self.append_energy:
+            raise CardError("lifter and append_energy apply to the mfcc kind only")
         if self.log_floor <= 0:
             raise CardError("frontend log_floor must be > 0")
+        if self.lifter < 0:
+            raise CardError("frontend lifter must be >= 0")
+        if (self.db_ref == "max" or self.top_db is not None) and self.log not in (
+            "db", "db_amplitude"
+        ):
+            raise CardError("db_ref=max and top_db need log db or db_amplitude")
+        if isinstance(self.db_ref, float | int) and self.db_ref <= 0:
+            raise CardError("frontend db_ref must be > 0 or 'max'")
+        if self.top_db is not None and self.top_db < 0:
+            raise CardError("frontend top_db must be >= 0")
+        if self.defers_dct and self.append_energy:
+            raise CardError("append_energy cannot be combined with a dB clamp over the window")
+        if self.delta_order and (self.delta_width < 3 or self.delta_width % 2 == 0):
+            raise CardError(f"delta_width {self.delta_width} must be odd and >= 3")
+
+
+_CHOICES: dict[str, tuple[Any, ...]] = {
+    "pad_mode": ("constant", "reflect"),
+    "window_fn": ("hann", "hamming", "rect", "hann_symmetric", "hamming_symmetric"),
+    "fft_scale": ("none", "1/n_fft"),
+    "filterbank": ("librosa", "tf", "psf"),
+    "mel_scale": ("slaney", "htk"),
+    "mel_norm": ("slaney", None),
+    "log": ("ln", "log10", "db", "db_amplitude", "none"),
+    "floor_mode": ("add", "max", "replace_zero"),
+    "dct_type": (2, 3),
+    "dct_norm": ("ortho", "tf", None),
+    "lifter_style": ("librosa", "psf"),
+    "delta_order": (0, 1, 2),
+    "center": (False, True),
+    "append_energy": (False, True),
+}
+_DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(FrontendSpec)}
+# specgram is scipy.signal.spectrogram + log(x + log_floor), nothing else
+_SPECGRAM_FIXED = (
+    "center", "window_fn", "preemphasis", "power", "fft_scale", "log", "floor_mode", "db_ref",
+    "top_db", "delta_order",
+)
 
 
 def _exact_samples(ms: float, sample_rate: int, what: str) -> int:
     n = ms * sample_rate / 1000.0
     if n < 1 or abs(n - round(n)) > 1e-6:
-        raise CardError(f"{what}={ms} is not a whole number of samples at {sample_rate} Hz")
+        raise CardError(
+            f"{what}={ms} is not a whole number of samples at {sample_rate} Hz "
+            f"(give it in samples: {'win_length' if what == 'window_ms' else 'hop_length'})"
+        )
     return int(round(n))
 
 
@@ -98,14 +273,89 @@ class InputSpec:
     """One ONNX input and what feeds it.
 
     role: frames (a sequence of feature frames, fed as they arrive: (1, T, bins)),
-    window (the last window_s of feature frames: (1, frames, bins[, 1])), or raw (the last
-    window_s of samples: (1, samples[, 1])). shape uses None for a dynamic axis.
+    window (the last window_s of feature frames), or raw (the last window_s of samples:
+    (1, samples[, 1])). shape uses None for a dynamic axis.
+
+    How a window becomes the tensor (window role), in this order: window_norm standardises the
+    (frames, bins) window; pool reduces it over frames to (bins,) (mean) or (2*bins,) (mean then
+    std, np.std with ddof 0); else layout orders it (frames_bins: (frames, bins); bins_frames:
+    (bins, frames), coefficient-first as librosa returns it) and flatten makes it one row-major
+    vector ((bins, frames) flattened = coefficient-major); channels copies it that many times on
+    a channel axis (last, or first: (C, ...)). The result is reshaped to the model's shape, so
+    (1, n), (1, 1, n) and (1, n, 1) all take a pooled or flattened vector.
     """
 
     name: str
     role: str
     shape: tuple[int | None, ...]
     frontend: str = "main"
+    layout: Literal["frames_bins", "bins_frames"] = "frames_bins"
+    flatten: bool = False
+    # copies on a channel axis (3: a grayscale spectrogram for an ImageNet CNN); with 1 the
+    # channel axis is present only when the shape has the rank for it
+    channels: int = 1
+    channel_axis: Literal["last", "first"] = "last"
+    pool: Literal["none", "mean", "mean_std"] = "none"
+    # per-window standardisation (x - mean) / (std + window_norm_eps): per bin or over all values
+    window_norm: Literal["none", "per_bin", "global"] = "none"
+    window_norm_eps: float = 1e-8
+
+    @property
+    def has_window_ops(self) -> bool:
+        """True when the tensor is anything but the frames as they are."""
+        return (
+            self.layout != "frames_bins" or self.flatten or self.channels != 1
+            or self.pool != "none" or self.window_norm != "none"
+        )
+
+    def tensor_shape(self, n_frames: int, n_bins: int) -> tuple[int, ...]:
+        """The tensor (no batch axis) built from a (n_frames, n_bins) window.
+
+        It is then reshaped to the model's shape.
+        """
+        if self.pool == "mean":
+            core: tuple[int, ...] = (n_bins,)
+        elif self.pool == "mean_std":
+            core = (2 * n_bins,)
+        else:
+            core = (n_frames, n_bins) if self.layout == "frames_bins" else (n_bins, n_frames)
+            if self.flatten:
+                core = (core[0] * core[1],)
+        if self.channels == 1:
+            return core
+        return (*core, self.channels) if self.channel_axis == "last" else (self.channels, *core)
+
+    def validate(self) -> None:
+        """Field ranges (the shape is checked against the frontend by the card)."""
+        where = f"input {self.name!r}"
+        for name, choices in _INPUT_CHOICES.items():
+            if getattr(self, name) not in choices:
+                raise CardError(
+                    f"{where}: {name} {getattr(self, name)!r} is not one of "
+                    f"{', '.join(map(repr, choices))}"
+                )
+        if isinstance(self.channels, bool) or not isinstance(self.channels, int) or not (
+            1 <= self.channels <= 64
+        ):
+            raise CardError(f"{where}: channels must be 1..64")
+        if self.window_norm_eps < 0:
+            raise CardError(f"{where}: window_norm_eps must be >= 0")
+        if self.role != "window" and self.has_window_ops:
+            raise CardError(
+                f"{where}: layout, flatten, channels, pool and window_norm apply to window "
+                f"inputs only (this one is {self.role})"
+            )
+        if self.pool != "none" and (self.flatten or self.layout != "frames_bins"):
+            raise CardError(f"{where}: a pooled input has no layout or flatten to choose")
+
+
+_INPUT_CHOICES: dict[str, tuple[Any, ...]] = {
+    "layout": ("frames_bins", "bins_frames"),
+    "flatten": (False, True),
+    "channel_axis": ("last", "first"),
+    "pool": ("none", "mean", "mean_std"),
+    "window_norm": ("none", "per_bin", "global"),
+}
 
 
 @dataclass(frozen=True)
@@ -189,22 +439,33 @@ class ModelCard:
         """Seconds between two posterior vectors."""
         if self.streaming:
             fe = self.frontends[self._frames_input().frontend]
-            return fe.hop_ms / 1000.0
+            return fe.hop_s(self.sample_rate)
         assert self.stride_s is not None
         return self.stride_s
 
     def algorithmic_latency_s(self) -> float:
         """Audio that must arrive before a decision about a sound can exist, plus smoothing delay.
 
-        Frame models: one analysis window; window models: the whole window_s. Both plus one
-        decision hop (worst-case alignment) and the median filter's look-behind half.
+        Frame models: one analysis frame (a centred frame is n_fft long and complete n_fft/2
+        after its centre); window models: the whole window_s plus the samples a centred last
+        frame needs past the window's end. Both plus one decision hop (worst-case alignment)
+        and the median filter's look-behind half.
         """
         hop = self.decision_hop_s()
+        sr = self.sample_rate
         if self.streaming:
             fe = self.frontends[self._frames_input().frontend]
-            base = fe.window_ms / 1000.0
+            base = (fe.fft_size(sr) if fe.center else fe.window_samples(sr)) / sr
         else:
             base = float(self.window_s or 0.0)
+            n = int(round(base * sr))
+            extra = 0
+            for inp in self.inputs:
+                fe = self.frontends[inp.frontend]
+                if fe.kind != "raw":
+                    last = (self.expected_frames(inp) - 1) * fe.hop_samples(sr)
+                    extra = max(extra, last + fe.frame_extent(sr) - n)
+            base += extra / sr
         sm = self.smoothing
         smooth = (sm.median_frames // 2) * hop if sm.method == "median" else 0.0
         return base + hop + smooth
@@ -230,15 +491,7 @@ class ModelCard:
                     f"card schema {schema} is not supported (expected {SCHEMA_VERSION})"
                 )
             frontends = {k: FrontendSpec(**v) for k, v in d["frontends"].items()}
-            inputs = tuple(
-                InputSpec(
-                    name=i["name"],
-                    role=i["role"],
-                    shape=tuple(i["shape"]),
-                    frontend=i.get("frontend", "main"),
-                )
-                for i in d["inputs"]
-            )
+            inputs = tuple(InputSpec(**{**i, "shape": tuple(i["shape"])}) for i in d["inputs"])
             state = tuple(
                 StateSpec(input=s["input"], output=s["output"], shape=tuple(s["shape"]))
                 for s in d.get("state", ())
@@ -308,7 +561,13 @@ class ModelCard:
                 raise CardError(f"input {inp.name!r}: unknown role {inp.role!r}")
             if inp.frontend not in self.frontends:
                 raise CardError(f"input {inp.name!r} names unknown frontend {inp.frontend!r}")
+            inp.validate()
             fe = self.frontends[inp.frontend]
+            if inp.role == "frames" and fe.has_window_ops:
+                raise CardError(
+                    f"input {inp.name!r}: {', '.join(WINDOW_OP_FIELDS)} work over a window; "
+                    "a frames input is fed frame by frame"
+                )
             if inp.role == "raw" and fe.kind != "raw":
                 raise CardError(f"input {inp.name!r}: role raw needs a raw frontend, not {fe.kind}")
             if inp.role != "raw" and fe.kind == "raw":
@@ -325,11 +584,12 @@ class ModelCard:
                 if fe.kind == "raw":
                     _exact_samples(self.stride_s * 1000, self.sample_rate, "stride_s")
                 else:
-                    hop = fe.hop_ms / 1000.0
-                    k = self.stride_s / hop
+                    hop_n = fe.hop_samples(self.sample_rate)
+                    k = self.stride_s * self.sample_rate / hop_n
                     if abs(k - round(k)) > 1e-6:
                         raise CardError(
-                            f"stride_s {self.stride_s} is not a whole number of {fe.hop_ms} ms hops"
+                            f"stride_s {self.stride_s} is not a whole number of "
+                            f"{hop_n * 1000 / self.sample_rate:g} ms ({hop_n}-sample) hops"
                         )
         input_names = {i.name for i in self.inputs}
         for st in self.state:
@@ -358,8 +618,10 @@ class ModelCard:
         n = int(round(self.window_s * self.sample_rate))
         if fe.kind == "raw":
             return n
-        win, hop = fe.window_samples(self.sample_rate), fe.hop_samples(self.sample_rate)
-        return (n - win) // hop + 1
+        hop = fe.hop_samples(self.sample_rate)
+        if fe.center:
+            return n // hop + 1  # librosa's frame count for a clip of n samples
+        return (n - fe.window_samples(self.sample_rate)) // hop + 1
 
     def _check_input_shape(self, inp: InputSpec) -> None:
         fe = self.frontends[inp.frontend]
@@ -371,13 +633,27 @@ class ModelCard:
             if len(shape) not in (2, 3) or (len(shape) == 3 and shape[2] != 1):
                 raise CardError(f"{where}: a raw input must be (1, samples) or (1, samples, 1)")
             return
-        if len(shape) not in (3, 4) or (len(shape) == 4 and shape[3] != 1):
-            raise CardError(f"{where}: expected (1, frames, bins) or (1, frames, bins, 1)")
         bins = fe.n_bins(self.sample_rate)
-        if shape[2] != bins:
-            raise CardError(f"{where}: the {fe.kind} frontend gives {bins} bins per frame")
-        if inp.role == "frames" and shape[1] not in (None, 1):
-            raise CardError(f"{where}: a frames input needs a time axis of None or 1")
+        if inp.role == "frames" or not inp.has_window_ops:
+            if len(shape) not in (3, 4) or (len(shape) == 4 and shape[3] != 1):
+                raise CardError(f"{where}: expected (1, frames, bins) or (1, frames, bins, 1)")
+            if shape[2] != bins:
+                raise CardError(f"{where}: the {fe.kind} frontend gives {bins} bins per frame")
+            if inp.role == "frames" and shape[1] not in (None, 1):
+                raise CardError(f"{where}: a frames input needs a time axis of None or 1")
+            return
+        if self.window_s is None or any(d is None for d in shape[1:]):
+            raise CardError(f"{where}: a {inp.layout}/pooled window input needs a fixed shape")
+        want = inp.tensor_shape(self.expected_frames(inp), bins)
+        # the model's shape may add axes of 1 anywhere ((1, 80) as (1, 1, 80) or (1, 80, 1))
+        if tuple(d for d in shape[1:] if d != 1) != tuple(d for d in want if d != 1):
+            raise CardError(
+                f"{where}: layout {inp.layout}"
+                + (", flatten" if inp.flatten else "")
+                + (f", pool {inp.pool}" if inp.pool != "none" else "")
+                + (f", {inp.channels} channels" if inp.channels > 1 else "")
+                + f" builds {list(want)} from {self.expected_frames(inp)} frames x {bins} bins"
+            )
 
     def check_against_model(
         self,
