@@ -33,7 +33,11 @@ _LAST_AXIS = frozenset(
 
 @dataclass(frozen=True)
 class KerasInput:
-    """One Keras model input: its name, shape (no batch axis) and role."""
+    """One Keras model input: its name, shape (no batch axis) and role.
+
+    role is "frames" for a sequence fed as it arrives, "window" for any fixed shape until the
+    frontend is known (export.layout then reads it), and "raw" once a raw frontend feeds it.
+    """
 
     name: str
     shape: tuple[int | None, ...]
@@ -41,12 +45,12 @@ class KerasInput:
 
     @property
     def bins(self) -> int | None:
-        """Feature width for frames/window inputs."""
-        return None if self.role == "raw" else self.shape[1]
+        """Feature width of a frames input."""
+        return self.shape[-1] if self.role == "frames" else None
 
     @property
     def length(self) -> int | None:
-        """Frames (window) or samples (raw); None for a variable time axis."""
+        """Frames (frames role) or samples (raw); None for a variable time axis."""
         return self.shape[0]
 
     def describe(self) -> str:
@@ -70,36 +74,36 @@ def walk_layers(model: Any) -> Iterator[Any]:
             yield layer
 
 
-def input_role(shape: tuple[int | None, ...], name: str) -> str:
-    """Role of an input: frames (None|1, F); window (T, F), (T, F, 1); raw (N,), (N, 1)."""
+def input_role(shape: tuple[int | None, ...], name: str, out_rank: int = 2) -> str:
+    """Frames for (None, F), or (1, F) when the model outputs (batch, T, classes); else window.
+
+    A fixed shape is read against its frontend later (export.layout): raw samples, frames x
+    bins, bins x frames, flattened, pooled.
+    """
     where = f"Keras input {name!r} with shape {tuple(shape)}"
-    if len(shape) == 1:
-        if shape[0] is None:
-            raise ExportError(f"{where}: a raw-sample input needs a fixed length")
-        return "raw"
-    if len(shape) == 2:
-        if shape[1] == 1 and shape[0] not in (None, 1):
-            return "raw"
+    if len(shape) == 2 and shape[0] is None:
         if shape[1] is None:
             raise ExportError(f"{where}: the feature axis must have a fixed size")
-        return "frames" if shape[0] in (None, 1) else "window"
-    if len(shape) == 3 and shape[2] == 1:
-        if shape[0] is None or shape[1] is None:
-            raise ExportError(
-                f"{where}: a (frames, bins, 1) input needs a fixed number of frames and bins"
-            )
-        return "window"
-    raise ExportError(
-        f"{where}: hark feeds (frames, bins), (frames, bins, 1), (samples,) or (samples, 1)"
-    )
+        return "frames"
+    if len(shape) == 2 and shape[0] == 1 and out_rank == 3:
+        return "frames"
+    if any(d is None for d in shape):
+        raise ExportError(
+            f"{where}: only a (None, bins) sequence input may have a variable axis; a window "
+            "input needs a fixed shape"
+        )
+    if not 1 <= len(shape) <= 3:
+        raise ExportError(f"{where}: hark feeds inputs of rank 1 to 3 (no batch axis)")
+    return "window"
 
 
 def model_inputs(model: Any) -> list[KerasInput]:
+    out_rank = len(model.outputs[0].shape) if len(model.outputs) == 1 else 2
     out = []
     for t in model.inputs:
         name = t._keras_history[0].name
         shape = tuple(None if d is None else int(d) for d in tuple(t.shape)[1:])
-        out.append(KerasInput(name, shape, input_role(shape, name)))
+        out.append(KerasInput(name, shape, input_role(shape, name, out_rank)))
     return out
 
 

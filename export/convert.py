@@ -163,6 +163,10 @@ def convert(
     opset: int = DEFAULT_OPSET,
     custom_objects: Mapping[str, Any] | str | Path | None = None,
     output_activation: str | None = None,
+    layout: Any = None,
+    reference_features: Any = None,
+    fit_features: bool = False,
+    reference_tolerance: float = 1e-3,
 ) -> ExportResult:
     """Export a Keras model file to `out_dir/NAME.onnx` + `out_dir/NAME.json`, verified.
 
@@ -174,7 +178,13 @@ def convert(
     quantize="int8" also writes NAME-int8.onnx/.json; eval_npz (arrays x, y) adds accuracies.
     custom_objects: the names the model was saved with (a dict, or a .py file defining
     `custom_objects`). output_activation: "softmax" / "sigmoid" appends that head to a model
-    that ends in logits (a linear last layer); "none" keeps the logits.
+    that ends in logits (a linear last layer); "none" keeps the logits. layout: a LayoutOptions
+    (or a dict of its fields; a mapping from Keras input name to one for several inputs) picking
+    how a fixed input shape is read when more than one reading fits (export.layout).
+    reference_features: "FILE.py:FUNC" or a callable FUNC(audio, sample_rate) returning the
+    model input for one window (the user's feature code): hark's runtime tensors are compared
+    with it on probe audio (export.reference) and the export fails above reference_tolerance.
+    fit_features: first search the frontend/layout options that match it, and use them.
     Raises an ExportError subclass (a HarkError) for anything the user can fix; nothing is
     written unless Keras and onnxruntime agree within `tolerance`.
     """
@@ -193,8 +203,10 @@ def convert(
 
     # the card's frontends are cheap to check: fail before converting
     plan = modelcard.plan_frontends(
-        info.inputs, frontend, sample_rate=sample_rate, window_s=window_s, stride_s=stride_s
+        info.inputs, frontend, sample_rate=sample_rate, window_s=window_s, stride_s=stride_s,
+        layout=layout,
     )
+    info.inputs = [dataclasses.replace(i, role=plan.readings[i.name].role) for i in info.inputs]
     norms = modelcard.resolve_normalization(normalization, plan.frontends)
     smooth = modelcard.resolve_smoothing(smoothing)
     vad_spec = modelcard.resolve_vad(vad, plan.sample_rate, warnings)
@@ -218,31 +230,34 @@ def convert(
         "rewrites": graph.rewrites,
         "presets": plan.presets,
     }
-    card = ModelCard(
-        name=name,
-        labels=label_list,
-        sample_rate=plan.sample_rate,
-        frontends=plan.frontends,
-        inputs=tuple(
-            InputSpec(
-                name=graph.input_names[inp.name],
-                role=inp.role,
-                shape=_card_shape(ins[graph.input_names[inp.name]]),
-                frontend=plan.input_frontend[inp.name],
-            )
-            for inp in info.inputs
-        ),
-        task=info.task,
-        output=OUTPUT_NAME,
-        state=tuple(StateSpec(s.input, s.output, s.shape) for s in graph.states),
-        window_s=plan.window_s,
-        stride_s=plan.stride_s,
-        normalization=norms,
-        ignore_labels=tuple(ignore_labels),
-        smoothing=smooth,
-        vad=vad_spec,
-        provenance=provenance,
-    )
+    def build_card(p: modelcard.FrontendPlan) -> ModelCard:
+        return ModelCard(
+            name=str(name),
+            labels=label_list,
+            sample_rate=p.sample_rate,
+            frontends=p.frontends,
+            inputs=tuple(
+                InputSpec(
+                    name=graph.input_names[inp.name],
+                    shape=_card_shape(ins[graph.input_names[inp.name]]),
+                    frontend=p.input_frontend[inp.name],
+                    **p.input_fields(inp.name),
+                )
+                for inp in info.inputs
+            ),
+            task=info.task,
+            output=OUTPUT_NAME,
+            state=tuple(StateSpec(s.input, s.output, s.shape) for s in graph.states),
+            window_s=p.window_s,
+            stride_s=p.stride_s,
+            normalization=norms,
+            ignore_labels=tuple(ignore_labels),
+            smoothing=smooth,
+            vad=vad_spec,
+            provenance=provenance,
+        )
+
+    card = build_card(plan)
     card.validate()
     card.check_against_model(ins, outs)
 
@@ -253,6 +268,19 @@ def convert(
     par = checker.measure(graph.session)
     parity.check(par, tolerance)
     provenance["parity"] = par
+
+    if fit_features and reference_features is None:
+        raise ExportError("--fit-features needs --reference-features FILE.py:FUNC")
+    if reference_features is not None:
+        from hark.export import reference
+
+        fn = reference.load_reference(reference_features)
+        if fit_features:
+            card = _fit(card, plan, info.inputs, build_card, fn, layout, window_s, stride_s,
+                        provenance)
+        provenance["reference_parity"] = reference.measure(
+            card, graph.session, fn, feature_tolerance=reference_tolerance,
+            posterior_tolerance=reference_tolerance)
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -297,6 +325,41 @@ def convert(
         qcard.save(result.int8_card_path)
     result.seconds = round(time.perf_counter() - t0, 2)
     return result
+
+
+def _fit(card: ModelCard, plan: modelcard.FrontendPlan, inputs: Sequence[analysis.KerasInput],
+         build_card: Any, fn: Any, layout: Any, window_s: float | None,
+         stride_s: float | None, provenance: dict[str, Any]) -> ModelCard:
+    """--fit-features: the card whose frontend and layout match the reference best."""
+    from hark.export import reference
+    from hark.export.layout import LayoutOptions
+    from hark.live.card import CardError
+
+    base = LayoutOptions.of(layout) if not isinstance(layout, Mapping) or set(layout) <= {
+        f.name for f in dataclasses.fields(LayoutOptions)} else LayoutOptions()
+    pooled = plan.readings[inputs[0].name].pool != "none"
+
+    def make_card(spec: Any, lay: str) -> ModelCard | None:
+        if pooled and lay != card.inputs[0].layout:
+            return None
+        opts = base if pooled else dataclasses.replace(base, layout=lay)
+        try:
+            p = modelcard.plan_frontends(inputs, spec, sample_rate=plan.sample_rate,
+                                         window_s=window_s, stride_s=stride_s, layout=opts)
+            c: ModelCard = build_card(p)
+            c.validate()
+        except (ExportError, CardError):
+            return None
+        return c
+
+    fit = reference.fit_features(card, make_card, fn)
+    chosen = make_card(fit.spec, fit.layout)
+    assert chosen is not None
+    provenance["fit_features"] = {"changed": {k: v for k, v in fit.changed.items()},
+                                  "feature_max_rel_diff": fit.feature_rel,
+                                  "candidates_tried": fit.tried,
+                                  "command_line": fit.command_line()}
+    return chosen
 
 
 def _inspect(model: Any, labels: Sequence[str], task: str | None,
