@@ -269,8 +269,16 @@ def summary_text(result: Any) -> str:
     ]
     for inp in card.inputs:
         fe = card.frontends[inp.frontend]
-        framing = "" if fe.kind == "raw" else f" {fe.window_ms:g}/{fe.hop_ms:g} ms"
-        lines.append(f"  input    {inp.name} {list(inp.shape)} role {inp.role}, frontend "
+        sr = card.sample_rate
+        framing = "" if fe.kind == "raw" else (
+            f" {fe.window_samples(sr)}/{fe.hop_samples(sr)} samples"
+            + (", centred" if fe.center else ""))
+        layout = ""
+        if inp.role == "window":
+            layout = (f", pool {inp.pool}" if inp.pool != "none" else f", {inp.layout}"
+                      + (" flattened" if inp.flatten else "")
+                      + (f" x{inp.channels} {inp.channel_axis}" if inp.channels > 1 else ""))
+        lines.append(f"  input    {inp.name} {list(inp.shape)} role {inp.role}{layout}, frontend "
                      f"{inp.frontend} ({fe.kind}{framing})")
     if card.window_s:
         lines.append(f"  window   {card.window_s:g} s every {card.stride_s:g} s")

@@ -129,7 +129,16 @@ def runtime_tensor(card: ModelCard, session: Any, audio: np.ndarray) -> dict[str
     rec = _Recorder(session, len(card.labels))
     model = OnnxModel(Path(f"{card.name}.onnx"), card, rec, card.output or "posteriors")
     engine = Engine([model], EngineOptions(vad=False))
-    engine.feed(stream)
+    try:
+        engine.feed(stream)
+    except ExportError:
+        raise
+    except Exception as e:  # the runtime cannot build this input: say so in one line
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+        raise ExportError(
+            f"hark's runtime could not build the input {card.inputs[0].name!r} "
+            f"({type(e).__name__}: {first})"
+        ) from None
     if not rec.feeds:
         raise ExportError("the runtime produced no window from the probe audio")
     return rec.feeds[0]
