@@ -144,3 +144,21 @@ def test_head_flag_errors(logits_model: Path, tmp_path: Path, saved: dict[str, A
                   task="multiclass")
     assert res.card.provenance["output_head"] is None
     assert any("logits" in w for w in res.warnings)
+
+
+def test_cli_flags(logits_model: Path, tmp_path: Path,
+                   capsys: pytest.CaptureFixture[str]) -> None:
+    from hark.cli import main
+
+    base = ["export", str(logits_model), "--labels", "a,b,c", "--preset", "kaggle-specgram",
+            "--out", str(tmp_path)]
+    assert main(base) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "Unknown activation function: 'capped'" in err[0]
+    assert main([*base, "--custom-objects", str(logits_model.parent / "objects.py")]) == 2
+    assert "--output-activation softmax" in capsys.readouterr().err
+    assert main([*base, "--custom-objects", str(logits_model.parent / "objects.py"),
+                 "--output-activation", "softmax"]) == 0
+    out = capsys.readouterr().out
+    assert "head     softmax appended to the logits" in out
+    assert "frames_bins" in out and "160/80 samples" in out

@@ -75,7 +75,7 @@ def command(name: str) -> str:
     """The README's command line for one model (paths from the repository root)."""
     model, rest = MODELS[name]
     return (f"hark export ../shared/wild/{name}/{model} --labels ../shared/wild/{name}/labels.txt "
-            f"{rest} --reference-features {FEATURES}:{REFERENCE[name]} --out wild/")
+            f"{rest} --reference-features {FEATURES}:{REFERENCE[name]} --name {name} --out wild/")
 
 
 @pytest.fixture(scope="session")
@@ -98,8 +98,7 @@ def wild_export(toolchain: Any, tmp_path_factory: pytest.TempPathFactory
         err = io.StringIO()
         with contextlib.redirect_stderr(err):
             rc = main(argv)
-        stem = Path(MODELS[name][0]).stem
-        return rc, err.getvalue(), out / f"{stem}.json"
+        return rc, err.getvalue(), out / f"{name}.json"
 
     return run
 
