@@ -24,17 +24,13 @@ from typing import Any
 
 import numpy as np
 
-from hark.export.errors import ExportError
+from hark.export.errors import ExportError, ReferenceMismatchError
 from hark.live.card import FrontendSpec, InputSpec, ModelCard
 
 FEATURE_TOLERANCE = 1e-3  # max |hark - reference| / max |reference| over the probes
 POSTERIOR_TOLERANCE = 1e-3  # max |posterior difference|
 
 ReferenceFn = Callable[[np.ndarray, int], Any]
-
-
-class ReferenceMismatchError(ExportError):
-    """hark's features differ from the user's own feature code on the same audio."""
 
 
 def load_reference(spec: str | ReferenceFn) -> ReferenceFn:

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from hark.export.reference import ReferenceMismatchError
+from hark.export.errors import ReferenceMismatchError
 from tests.export.conftest import randomize
 
 pytestmark = [pytest.mark.tf]
