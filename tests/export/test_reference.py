@@ -86,3 +86,17 @@ def test_reference_callable_and_shape_errors(logmel_cnn: Path, tmp_path: Path) -
         convert(logmel_cnn, ["a", "b", "c"], frontend="logmel40", out_dir=tmp_path,
                 fit_features=True)
 
+
+
+def test_fit_features_finds_the_log_and_prints_it(logmel_cnn: Path, tmp_path: Path) -> None:
+    """Needs the runtime's log=db (frontends' FrontendSpec.log)."""
+    from hark.export.convert import convert
+
+    res = convert(logmel_cnn, ["a", "b", "c"], frontend="logmel40", out_dir=tmp_path,
+                  reference_features=f"{logmel_cnn.parent / 'ref_db.py'}:features",
+                  fit_features=True)
+    fit = res.card.provenance["fit_features"]
+    assert fit["changed"] == {"log": "db"}
+    assert "log=db" in fit["command_line"]
+    assert res.card.frontends["main"].log == "db"
+    assert res.card.provenance["reference_parity"]["passed"]
