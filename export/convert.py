@@ -277,7 +277,7 @@ def convert(
         fn = reference.load_reference(reference_features)
         if fit_features:
             card = _fit(card, plan, info.inputs, build_card, fn, layout, window_s, stride_s,
-                        provenance)
+                        provenance, reference_tolerance)
         provenance["reference_parity"] = reference.measure(
             card, graph.session, fn, feature_tolerance=reference_tolerance,
             posterior_tolerance=reference_tolerance)
@@ -329,7 +329,8 @@ def convert(
 
 def _fit(card: ModelCard, plan: modelcard.FrontendPlan, inputs: Sequence[analysis.KerasInput],
          build_card: Any, fn: Any, layout: Any, window_s: float | None,
-         stride_s: float | None, provenance: dict[str, Any]) -> ModelCard:
+         stride_s: float | None, provenance: dict[str, Any],
+         tolerance: float) -> ModelCard:
     """--fit-features: the card whose frontend and layout match the reference best."""
     from hark.export import reference
     from hark.export.layout import LayoutOptions
@@ -353,6 +354,16 @@ def _fit(card: ModelCard, plan: modelcard.FrontendPlan, inputs: Sequence[analysi
         return c
 
     fit = reference.fit_features(card, make_card, fn)
+    if fit.feature_rel > tolerance:
+        from hark.export.errors import ReferenceMismatchError
+
+        raise ReferenceMismatchError(
+            f"--fit-features tried {fit.tried} frontend/layout combinations (varying "
+            f"{', '.join(reference.SEARCH_SPACE)} and the layout); the closest "
+            f"({fit.command_line() or 'the frontend as given'}) still differs by "
+            f"{fit.feature_rel:.2e} of your features' range: your pipeline differs in "
+            "something else (sample rate, n_fft, hop, mel count, normalisation?)"
+        )
     chosen = make_card(fit.spec, fit.layout)
     assert chosen is not None
     provenance["fit_features"] = {"changed": {k: v for k, v in fit.changed.items()},
