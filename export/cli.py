@@ -11,6 +11,8 @@ from typing import Any
 
 from hark.export.errors import ExportError
 from hark.export.presets import FRONTEND_FIELDS, PRESETS, FrontendChoice, parse_frontend_spec
+from hark.live.card import SmoothingSpec, VadSpec
+from hark.live.cli_options import add_fields, values
 
 EXAMPLES = """\
 examples:
@@ -103,22 +105,14 @@ def register(subparsers: Any) -> None:
                       "sigmoid in the ONNX graph (parity is measured after it), or keep them")
     card.add_argument("--ignore-labels", action="append", default=[], metavar="L[,L...]",
                       help="background classes that never become events (_silence_, _unknown_)")
-    card.add_argument("--smoothing", choices=("median", "ema", "none"))
-    card.add_argument("--median-frames", type=int)
-    card.add_argument("--ema-alpha", type=float)
-    card.add_argument("--threshold-on", type=float)
-    card.add_argument("--threshold-off", type=float)
-    card.add_argument("--min-on-ms", type=float)
-    card.add_argument("--min-off-ms", type=float)
-    card.add_argument("--threshold-rise", type=float,
-                      help="back-date onsets to where the posterior rose above this")
-    card.add_argument("--offset-advance-ms", type=float,
-                      help="report offsets this much earlier (a label tail used in training)")
-    card.add_argument("--vad", choices=("on", "off"), help="gate the model with webrtcvad")
-    card.add_argument("--vad-mode", type=int, choices=(0, 1, 2, 3))
-    card.add_argument("--vad-frame-ms", type=int, choices=(10, 20, 30))
-    card.add_argument("--vad-hangover-ms", type=float)
-    card.add_argument("--vad-reset-after-ms", type=float)
+    # the card's smoothing and VAD fields, generated from live.card's dataclasses
+    smoothing_flags = add_fields(card, SmoothingSpec, [
+        ("method", "--smoothing"), "median_frames", "ema_alpha", "threshold_on", "threshold_off",
+        "min_on_ms", "min_off_ms", "threshold_rise", "offset_advance_ms"], overrides=True)
+    vad_flags = add_fields(card, VadSpec, [
+        ("enabled", "--vad"), "mode", "frame_ms", "hangover_ms", "reset_after_ms"],
+        prefix="vad-", overrides=True, choices={"mode": (0, 1, 2, 3), "frame_ms": (10, 20, 30)},
+        extra_help={"enabled": "gate the model with webrtcvad"})
 
     chk = p.add_argument_group("verification and size")
     chk.add_argument("--quantize", choices=("int8",),
@@ -139,7 +133,7 @@ def register(subparsers: Any) -> None:
                      "reference (default 1e-3)")
     chk.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
     chk.add_argument("--json", action="store_true", help="print the result as JSON")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, smoothing_flags=smoothing_flags, vad_flags=vad_flags)
 
 
 def _frontend_arg(args: argparse.Namespace) -> dict[str, FrontendChoice | None]:
@@ -182,27 +176,11 @@ def _keyed(values: list[str]) -> Any:
     return out
 
 
-def _overrides(args: argparse.Namespace, mapping: dict[str, str]) -> dict[str, Any] | None:
-    got = {field: getattr(args, flag) for flag, field in mapping.items()
-           if getattr(args, flag) is not None}
-    return got or None
-
-
 def run(args: argparse.Namespace) -> int:
     from hark.export.convert import convert
 
-    smoothing = _overrides(args, {
-        "smoothing": "method", "median_frames": "median_frames", "ema_alpha": "ema_alpha",
-        "threshold_on": "threshold_on", "threshold_off": "threshold_off",
-        "min_on_ms": "min_on_ms", "min_off_ms": "min_off_ms", "threshold_rise": "threshold_rise",
-        "offset_advance_ms": "offset_advance_ms",
-    })
-    vad: Any = _overrides(args, {
-        "vad_mode": "mode", "vad_frame_ms": "frame_ms", "vad_hangover_ms": "hangover_ms",
-        "vad_reset_after_ms": "reset_after_ms",
-    })
-    if args.vad is not None:
-        vad = {**(vad or {}), "enabled": args.vad == "on"}
+    smoothing = values(args, args.smoothing_flags) or None
+    vad: Any = values(args, args.vad_flags) or None
     ignore = [s.strip() for v in args.ignore_labels for s in v.split(",") if s.strip()]
     result = convert(
         args.model,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -44,6 +45,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from hark.live.sinks import reserve_std_fds
+
+    # a closed stdout must not hand fd 1 to the --out file; a file size limit is an error on the
+    # write (reported, the other outputs go on), not a signal that kills the process
+    reserve_std_fds()
+    if hasattr(signal, "SIGXFSZ"):
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

@@ -7,6 +7,7 @@ mismatch is one clear error at load time instead of a wrong answer at run time.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
@@ -14,6 +15,7 @@ from typing import Any, Literal
 from hark.live.errors import HarkError
 
 SCHEMA_VERSION = 1
+MAX_CARD_BYTES = 16 * 2**20  # a card is a few kB; normalization of 16k bins is ~400 kB
 FRONTEND_KINDS = ("specgram", "stft", "logmel", "mfcc", "raw")
 INPUT_ROLES = ("frames", "window", "raw")
 TASKS = ("multiclass", "multilabel")
@@ -484,50 +486,23 @@ class ModelCard:
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> ModelCard:
+        """A validated card from its parsed JSON (see `load_card`, which names the file)."""
         try:
-            schema = int(d.get("schema", 0))
-            if schema != SCHEMA_VERSION:
-                raise CardError(
-                    f"card schema {schema} is not supported (expected {SCHEMA_VERSION})"
-                )
-            frontends = {k: FrontendSpec(**v) for k, v in d["frontends"].items()}
-            inputs = tuple(InputSpec(**{**i, "shape": tuple(i["shape"])}) for i in d["inputs"])
-            state = tuple(
-                StateSpec(input=s["input"], output=s["output"], shape=tuple(s["shape"]))
-                for s in d.get("state", ())
-            )
-            norm = {
-                k: Normalization(mean=tuple(v["mean"]), std=tuple(v["std"]))
-                for k, v in (d.get("normalization") or {}).items()
-            }
-            card = cls(
-                name=str(d["name"]),
-                labels=tuple(d["labels"]),
-                sample_rate=int(d["sample_rate"]),
-                frontends=frontends,
-                inputs=inputs,
-                task=d.get("task", "multiclass"),
-                output=d.get("output"),
-                state=state,
-                window_s=d.get("window_s"),
-                stride_s=d.get("stride_s"),
-                normalization=norm,
-                ignore_labels=tuple(d.get("ignore_labels", ())),
-                smoothing=SmoothingSpec(**d.get("smoothing", {})),
-                vad=VadSpec(**d.get("vad", {})),
-                provenance=dict(d.get("provenance", {})),
-                evaluation=dict(d.get("evaluation", {})),
-            )
-        except CardError:
-            raise
-        except (KeyError, TypeError, ValueError) as e:
-            raise CardError(f"malformed model card: {type(e).__name__}: {e}") from e
-        card.validate()
-        return card
+            text = json.dumps(d)
+        except (TypeError, ValueError) as e:
+            raise CardError(f"malformed model card: {e}") from None
+        return card_from_text(text)
 
     # ---- validation ----------------------------------------------------------------------
     def validate(self) -> None:
-        """Check the card against itself (the ONNX side is checked by `check_against_model`)."""
+        """Check the card against itself (the ONNX side is checked by `check_against_model`).
+
+        Types are the schema's job (live.schema, on JSON); this checks caps first (live.limits),
+        then ranges and consistency.
+        """
+        from hark.live.limits import check_limits
+
+        check_limits(self)
         if self.task not in TASKS:
             raise CardError(f"unknown task {self.task!r} (expected multiclass or multilabel)")
         if not self.labels or len(set(self.labels)) != len(self.labels):
@@ -553,6 +528,8 @@ class ModelCard:
                     f"normalization {name!r} has {len(norm.mean)}/{len(norm.std)} values, "
                     f"frontend gives {n} bins"
                 )
+            if not all(math.isfinite(v) for v in (*norm.mean, *norm.std)):
+                raise CardError(f"normalization {name!r} holds NaN or infinity")
             if min(norm.std) <= 0:
                 raise CardError(f"normalization {name!r} has a std <= 0")
         roles = {i.role for i in self.inputs}
@@ -705,18 +682,27 @@ class ModelCard:
         return out
 
 
+def card_from_text(text: str) -> ModelCard:
+    """Parse (strict schema, live.schema) and validate (caps, ranges) a card's JSON text."""
+    from hark.live.schema import parse_card
+
+    card = parse_card(text)
+    card.validate()
+    return card
+
+
 def load_card(path: str | Path) -> ModelCard:
-    """Read and validate a card file."""
+    """Read and validate a card file; every error is one line naming the file and the field."""
     p = Path(path)
     if not p.is_file():
         raise CardError(f"model card not found: {p}")
     try:
-        data = json.loads(p.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise CardError(f"model card {p} is not valid JSON: {e}") from e
-    if not isinstance(data, dict):
-        raise CardError(f"model card {p} is not a JSON object")
+        if p.stat().st_size > MAX_CARD_BYTES:
+            raise CardError(f"model card {p} is larger than {MAX_CARD_BYTES // 2**20} MB")
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise CardError(f"model card {p} cannot be read: {e}") from None
     try:
-        return ModelCard.from_json(data)
+        return card_from_text(text)
     except CardError as e:
-        raise CardError(f"{p.name}: {e}") from None
+        raise CardError(f"{p}: {e}") from None

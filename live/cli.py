@@ -4,22 +4,17 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import sys
 import time
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
-from typing import TYPE_CHECKING, TextIO
+from typing import Any
 
 from hark.live.errors import HarkError
 
-if TYPE_CHECKING:
-    from hark.live.events import Event
-
 FORMATS = ("jsonl", "csv", "tsv")
+MAX_BLOCK_MS = 500  # a longer block only delays every event (and --seconds would overshoot)
 
 REPLAY_EXAMPLES = """\
 examples:
@@ -29,6 +24,12 @@ examples:
   hark replay talk.wav --model sounds --model commands   two models on one stream
   hark replay talk.wav --realtime          paced like a live stream (opens the UI on a terminal)
   hark replay talk.wav --model ./my.onnx   an exported model (my.json beside it)
+  sox talk.flac -t wav - | hark replay -   audio on standard input (any format soundfile reads)
+  arecord -f S16_LE -r 16000 -t raw | hark replay - --raw-format s16le:16000:1
+
+--out never overwrites an input or an existing audio file. If --out or stdout fails (disk full,
+a closed stdout) the other goes on and hark exits 1; a reader that stops early (| head) is not an
+error: --out still gets every event.
 """
 
 MIC_EXAMPLES = """\
@@ -46,10 +47,6 @@ examples:
 """
 
 
-class Terminated(Exception):
-    """SIGTERM, turned into an exception so that open events are closed and written."""
-
-
 def register(sub: argparse._SubParsersAction) -> None:
     fmt = argparse.RawDescriptionHelpFormatter
     p = sub.add_parser(
@@ -63,6 +60,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("files", nargs="*", metavar="FILE",
                    help="audio files (default: the bundled demo recording)")
     p.add_argument("--realtime", action="store_true", help="pace at wall-clock speed")
+    p.add_argument("--raw-format", default=None, metavar="KIND:RATE:CH",
+                   help="headerless PCM (stdin '-' or .raw files), e.g. s16le:16000:1")
     _common(p)
     p.set_defaults(func=run_replay)
 
@@ -75,7 +74,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     m.add_argument("--device", default=None,
                    help="input device: index or part of its name (see 'hark devices')")
-    m.add_argument("--block-ms", type=int, default=10, help="audio block size (default 10 ms)")
+    m.add_argument("--block-ms", type=float, default=10,
+                   help=f"audio block size, 1..{MAX_BLOCK_MS} ms (default 10 ms)")
     m.add_argument("--seconds", type=float, default=None, help="stop after this many seconds")
     _common(m)
     m.set_defaults(func=run_mic)
@@ -133,8 +133,8 @@ def _config(args: argparse.Namespace) -> RunConfig:
     if args.roll_seconds <= 0:
         raise HarkError("--roll-seconds must be positive")
     block_ms = getattr(args, "block_ms", 10.0)
-    if block_ms <= 0:
-        raise HarkError("--block-ms must be positive")
+    if not 1 <= block_ms <= MAX_BLOCK_MS:
+        raise HarkError(f"--block-ms must be 1..{MAX_BLOCK_MS} ms, not {block_ms:g}")
     seconds = getattr(args, "seconds", None)
     if seconds is not None and seconds <= 0:
         raise HarkError("--seconds must be positive")
@@ -150,52 +150,40 @@ def _config(args: argparse.Namespace) -> RunConfig:
     )
 
 
-class EventOutput:
-    """Where finished events go: stdout lines, and the --out file flushed per event."""
+def check_out(out: Path | None, inputs: Sequence[str | Path]) -> None:
+    """Refuse an --out that is one of the inputs or any existing audio file.
 
-    def __init__(
-        self, fmt: str, out: Path | None, stdout: TextIO, with_file: bool = False
-    ) -> None:
-        from hark.live.events import make_writer
-
-        self._file: TextIO | None = None
-        self.source: str | None = None  # the file events belong to, when several are replayed
-        self.writers = [make_writer(fmt, stdout, with_file)]
-        if out is not None:
-            try:
-                self._file = open(out, "w", encoding="utf-8")  # noqa: SIM115 - closed in close()
-            except OSError as e:
-                raise HarkError(f"cannot write {out}: {e.strerror}") from None
-            self.writers.append(make_writer(fmt, self._file, with_file))
-        self.count = 0
-
-    def write_all(self, events: Iterable[Event]) -> None:
-        for ev in events:
-            for w in self.writers:
-                w.write(ev, self.source)
-            self.count += 1
-
-    def close(self) -> None:
-        for w in self.writers:
-            w.close()
-        if self._file is not None:
-            self._file.close()
-
-
-@contextmanager
-def _sigterm_as_exception() -> Iterator[None]:
-    def handler(signum: int, frame: FrameType | None) -> None:
-        raise Terminated()
-
-    try:
-        previous = signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread: leave signals alone
-        yield
+    A typo such as `hark replay --out a.wav b.wav` must not replace a recording with event lines.
+    """
+    if out is None or not out.exists():
         return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    for f in inputs:
+        if str(f) != "-" and Path(f).exists() and os.path.samefile(out, f):
+            raise HarkError(f"--out {out} is one of the inputs: refusing to overwrite it")
+    if out.is_file():
+        import soundfile as sf
+
+        try:
+            sf.info(str(out))
+        except Exception:  # noqa: BLE001 - not audio (or unreadable): an ordinary output file
+            return
+        raise HarkError(f"--out {out} is an existing audio file: refusing to overwrite it "
+                        "(events are written as .jsonl, .csv or .tsv)")
+
+
+def make_sinks(cfg: RunConfig, with_file: bool = False) -> list[Any]:
+    """Stdout lines, plus the --out file (opened now: a bad path fails before anything runs)."""
+    from hark.live.sinks import file_sink, stdout_sink
+
+    sinks: list[Any] = [stdout_sink(cfg.fmt, with_file)]
+    if cfg.out is not None:
+        sinks.append(file_sink(cfg.out, cfg.fmt, with_file))
+    return sinks
+
+
+def stream_rate(models: Sequence[Any]) -> int:
+    """The rate hark feeds its engine: the highest model rate (the others are resampled)."""
+    return max(int(m.card.sample_rate) for m in models)
 
 
 def load_models(cfg: RunConfig) -> list:
@@ -212,7 +200,8 @@ def load_models(cfg: RunConfig) -> list:
 def make_engine(models: list, cfg: RunConfig):  # noqa: ANN201 - live.engine.Engine
     from hark.live.engine import Engine, EngineOptions
 
-    engine = Engine(models, EngineOptions(vad=cfg.vad, vad_mode=cfg.vad_mode))
+    engine = Engine(models, EngineOptions(vad=cfg.vad, vad_mode=cfg.vad_mode),
+                    sample_rate=stream_rate(models))
     if os.environ.get("HARK_TRACE_FIRST_BLOCK") == "1":
         _trace_first_block(engine)
     return engine
@@ -242,89 +231,64 @@ def _want_ui(args: argparse.Namespace, live_stream: bool) -> bool:
 
 def run_replay(args: argparse.Namespace) -> int:
     from hark.live.model import bundled_dir
-    from hark.live.sources import FileSource
+    from hark.live.pipeline import run
+    from hark.live.sources import FileSource, RawFormat
 
     cfg = _config(args)
+    raw = RawFormat.parse(args.raw_format) if args.raw_format else None
     files = [Path(f) for f in args.files] or [bundled_dir() / "demo.wav"]
+    if sum(str(f) == "-" for f in files) > 1:
+        raise HarkError("stdin ('-') can be given only once")
+    check_out(cfg.out, files)
     models = load_models(cfg)
-    rate = models[0].card.sample_rate
+    rate = stream_rate(models)
     if _want_ui(args, args.realtime):
         from hark.live.ui.app import run_ui
 
-        return run_ui(models, cfg, files=files, realtime=True)
+        return run_ui(models, cfg, files=files, realtime=True, raw=raw)
     # open every file first: a bad one fails before anything is printed
-    sources = [FileSource(f, rate, realtime=args.realtime) for f in files]
-    output = EventOutput(cfg.fmt, cfg.out, sys.stdout, with_file=len(sources) > 1)
-    engine = None
-    truncated: list[str] = []
-    try:
-        with _sigterm_as_exception():
-            for path, src in zip(files, sources, strict=True):
-                engine = make_engine(models, cfg)
-                if len(sources) > 1:
-                    output.source = str(path)
-                for block in src.blocks():
-                    output.write_all(engine.feed(block))
-                output.write_all(engine.close())
-                _report_source(src, engine)
-                if src.stats.truncated:
-                    truncated.append(f"{src.name} (ends at {engine.time_s:.2f} s)")
-                src.close()
-                engine = None
-    except (KeyboardInterrupt, Terminated) as e:
-        if engine is not None:
-            output.write_all(engine.close())
-        output.close()
-        print(f"hark: stopped by {'SIGTERM' if isinstance(e, Terminated) else 'Ctrl-C'}; "
-              f"{output.count} events written", file=sys.stderr)
-        return 130 if isinstance(e, KeyboardInterrupt) else 143
-    output.close()
-    if truncated:
-        print(f"hark: error: truncated audio: {', '.join(truncated)}; the events up to there "
-              "were written", file=sys.stderr)
-        return 2
-    return 0
-
-
-def _report_source(src: object, engine: object) -> None:
-    stats = getattr(src, "stats", None)
-    bad = getattr(engine, "nonfinite", 0) + (getattr(stats, "nonfinite_samples", 0) or 0)
-    if bad:
-        print(f"hark: warning: {getattr(src, 'name', 'input')}: {bad} NaN/Inf samples replaced "
-              "by silence", file=sys.stderr)
+    sources = [FileSource(f, rate, realtime=args.realtime, raw=raw) for f in files]
+    sinks = make_sinks(cfg, with_file=len(sources) > 1)
+    result = run(sources, make_engine(models, cfg), sinks)
+    if result.signal is not None:
+        print(f"hark: stopped by {result.signal}; {result.events} events written",
+              file=sys.stderr)
+    elif result.error is not None:
+        print(f"hark: error: {result.error}; the {result.events} events up to there were "
+              "written", file=sys.stderr)
+    elif result.truncated:
+        print(f"hark: error: truncated audio: {', '.join(result.truncated)}; the events up to "
+              "there were written", file=sys.stderr)
+    return result.exit_code
 
 
 def run_mic(args: argparse.Namespace) -> int:
+    from hark.live.pipeline import run
     from hark.live.sources import MicSource
 
     cfg = _config(args)
+    check_out(cfg.out, ())
     models = load_models(cfg)
-    rate = models[0].card.sample_rate
+    rate = stream_rate(models)
     if _want_ui(args, True):
         from hark.live.ui.app import run_ui
 
         return run_ui(models, cfg, device=args.device, seconds=args.seconds)
     mic = MicSource(rate, device=args.device, block_ms=args.block_ms, max_seconds=args.seconds)
-    output = EventOutput(cfg.fmt, cfg.out, sys.stdout)
+    sinks = make_sinks(cfg)
     engine = make_engine(models, cfg)
-    code = 0
-    try:
-        with _sigterm_as_exception(), mic:
-            print(f"hark: listening on {mic.name} ({mic.input_rate} Hz) with "
-                  f"{', '.join(m.name for m in models)}; Ctrl-C to stop", file=sys.stderr)
-            for block in mic.blocks():
-                output.write_all(engine.feed(block))
-    except KeyboardInterrupt:
-        code = 130
-    except Terminated:
-        code = 143
-    finally:
-        output.write_all(engine.close())
-        output.close()
+    with mic:
+        print(f"hark: listening on {mic.name} ({mic.input_rate} Hz) with "
+              f"{', '.join(m.name for m in models)}; Ctrl-C to stop", file=sys.stderr, flush=True)
+        result = run(mic, engine, sinks)
     st = mic.stats
-    print(f"hark: {engine.time_s:.1f} s heard, {output.count} events, {st.overflows} overflows, "
-          f"{st.dropped_blocks} dropped blocks", file=sys.stderr)
-    return code
+    lost = sum(g[1] for g in st.gaps)
+    print(f"hark: {result.audio_s:.1f} s heard, {result.events} events, {st.overflows} overflows, "
+          f"{st.dropped_blocks} dropped blocks, {lost:.1f} s of input lost"
+          + (f"; stopped by {result.signal}" if result.signal else ""), file=sys.stderr)
+    if result.error is not None:
+        print(f"hark: error: {result.error}", file=sys.stderr)
+    return result.exit_code
 
 
 def run_devices(args: argparse.Namespace) -> int:

@@ -3,19 +3,24 @@
 feed() does the cheap-to-heavy chain for whatever samples arrived (any chunk size):
 resample (per model rate) -> VAD gates -> shared frontends -> runners -> smoothers.
 It is deterministic: the same samples give the same events whatever the chunking.
+
+The public surface (re-exported as `hark.Engine`): `Engine(models, sample_rate=...)`,
+`feed(block) -> Update` (finished and opened events, per-class scores), `close() -> Update`,
+`reset()` for a new stream, and `events`, a bounded history of the latest finished events.
 """
 
 from __future__ import annotations
 
 import math
 import time
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from hark.live.card import FrontendSpec, ModelCard
-from hark.live.events import Event
+from hark.live.events import Event, OpenEvent, Update
 from hark.live.features import Frontend
 from hark.live.model import OnnxModel
 from hark.live.runners import FrameRunner, WindowRunner
@@ -32,6 +37,9 @@ class EngineOptions:
     reset_after_silence: reset recurrent state once the gate has been shut for the card's
     reset_after_ms (a new utterance starts from a clean state, as in training).
     record: keep every raw posterior (for evaluation and tests; costs memory on long streams).
+    history: frames of smoothed scores each model keeps for the UI's roll.
+    event_history: finished events kept in `Engine.events` (the latest ones: a stream left
+    running for a month must not grow without bound; sinks see every event as it finishes).
     """
 
     vad: bool | None = None
@@ -39,6 +47,7 @@ class EngineOptions:
     reset_after_silence: bool = True
     record: bool = False
     history: int = 500
+    event_history: int = 1000
 
 
 @dataclass
@@ -145,6 +154,29 @@ class ModelStream:
         )
         self.recording = Recording() if options.record else None
         self.gate_open = not use_vad
+        self.rows = 0  # smoothed frames the last process() completed
+        self._open_keys: frozenset[tuple[str, float]] = frozenset()
+
+    def open_events(self) -> tuple[tuple[OpenEvent, ...], tuple[OpenEvent, ...]]:
+        """(events that opened since the last call, every open event), oldest first."""
+        active = self.smoother.active
+        if not active and not self._open_keys:
+            return (), ()
+        now = tuple(
+            OpenEvent(lb, on, score, self.card.name)
+            for lb, (on, score) in sorted(active.items(), key=lambda kv: kv[1][0])
+        )
+        keys = frozenset((e.label, e.onset_s) for e in now)
+        opened = tuple(e for e in now if (e.label, e.onset_s) not in self._open_keys)
+        self._open_keys = keys
+        return opened, now
+
+    def scores(self) -> dict[str, float]:
+        """Per class, the highest smoothed score over the frames of the last process()."""
+        if not self.rows:
+            return {}
+        top = self.smoother.recent_max(self.rows).tolist()
+        return dict(zip(self.card.labels, top, strict=True))
 
     def process(self, times: StageTimes) -> list[Event]:
         t0 = time.perf_counter()
@@ -159,6 +191,7 @@ class ModelStream:
             stamps, post = self.runner.step(gate)
         t1 = time.perf_counter()
         events: list[Event] = []
+        self.rows = len(post)
         if len(post):
             if self.recording is not None:
                 self.recording.times.append(stamps)
@@ -224,16 +257,47 @@ class ModelStream:
 
 
 class Engine:
-    """Feeds any chunking of one audio stream to one or more models."""
+    """Feeds any chunking of one audio stream to one or more models.
 
-    def __init__(self, models: Sequence[OnnxModel], options: EngineOptions | None = None) -> None:
+    models: OnnxModel objects (`hark.load_model`), or one of them. sample_rate: the rate of the
+    samples you feed; each model hears them resampled (soxr) to its card's rate. Without it every
+    model must share one rate, which is then the stream's: never silently the first model's.
+    """
+
+    def __init__(
+        self,
+        models: Sequence[OnnxModel] | OnnxModel,
+        options: EngineOptions | None = None,
+        *,
+        sample_rate: int | None = None,
+    ) -> None:
+        models = [models] if isinstance(models, OnnxModel) else list(models)
         if not models:
             raise ValueError("the engine needs at least one model")
         self.options = options or EngineOptions()
-        self.sample_rate = models[0].card.sample_rate
+        if self.options.event_history < 1:
+            raise ValueError("event_history must be at least 1")
+        rates = sorted({int(m.card.sample_rate) for m in models})
+        if sample_rate is None:
+            if len(rates) > 1:
+                raise ValueError(
+                    f"the models run at {', '.join(map(str, rates))} Hz: give sample_rate= "
+                    "(the rate of the samples you feed)"
+                )
+            sample_rate = rates[0]
+        if not (isinstance(sample_rate, int | np.integer) and 1000 <= sample_rate <= 768000):
+            raise ValueError(
+                f"sample_rate must be an integer in 1000..768000 Hz, not {sample_rate!r}"
+            )
+        self.sample_rate = int(sample_rate)
+        self._models = models
+        self._build()
+        self.events: deque[Event] = deque(maxlen=self.options.event_history)
+
+    def _build(self) -> None:
         self._groups: dict[int, _RateGroup] = {}
         self.streams: list[ModelStream] = []
-        for m in models:
+        for m in self._models:
             rate = m.card.sample_rate
             if rate not in self._groups:
                 self._groups[rate] = _RateGroup(self.sample_rate, rate)
@@ -242,7 +306,6 @@ class Engine:
         self.nonfinite = 0
         self.last_times = StageTimes()
         self.total_times = StageTimes()
-        self.events: list[Event] = []  # every finished event, in order
         self.level_dbfs = -120.0
         self.peak = 0.0
 
@@ -255,9 +318,13 @@ class Engine:
     def models(self) -> list[OnnxModel]:
         return [s.model for s in self.streams]
 
-    def feed(self, samples: np.ndarray) -> list[Event]:
-        """Consume mono float samples at `sample_rate`; return the events they finished."""
-        x = np.asarray(samples, dtype=np.float32).reshape(-1)
+    def feed(self, samples: np.ndarray) -> Update:
+        """Consume mono samples at `sample_rate` (any length); report what they changed.
+
+        float32 / float64 are taken as they are (full scale 1.0); int16 and int32 are scaled
+        to [-1, 1). Anything else (uint8, complex, several channels) is a ValueError.
+        """
+        x = as_mono_float32(samples)
         # one pass for the NaN check and the level meter: any NaN/Inf makes the sum non-finite
         energy = float(np.dot(x, x)) if x.size else 0.0
         if not math.isfinite(energy):
@@ -290,15 +357,34 @@ class Engine:
         self.last_times = times
         self.total_times.add(times)
         self.events.extend(events)
-        return events
+        return self._update(events, with_scores=True)
 
-    def close(self) -> list[Event]:
+    def _update(self, events: list[Event], with_scores: bool) -> Update:
+        opened: list[OpenEvent] = []
+        active: list[OpenEvent] = []
+        scores: dict[str, dict[str, float]] = {}
+        for stream in self.streams:
+            new, now = stream.open_events()
+            opened.extend(new)
+            active.extend(now)
+            if with_scores:
+                scores[stream.card.name] = stream.scores()
+        return Update(tuple(events), tuple(opened), tuple(active), scores, self.time_s)
+
+    def close(self) -> Update:
         """End of stream: close open events (their offset is now) and return them."""
         events: list[Event] = []
         for stream in self.streams:
             events.extend(stream.smoother.close(self.time_s))
         self.events.extend(events)
-        return events
+        return self._update(events, with_scores=False)
+
+    def reset(self) -> None:
+        """Start a new stream: clock, state, filters and open events are forgotten.
+
+        Call close() first to keep the open events; the event history is kept.
+        """
+        self._build()
 
     def reset_models(self) -> None:
         """Forget recurrent state (the UI's 'r'); features and events carry on."""
@@ -311,6 +397,29 @@ class Engine:
         if stream.recording is None:
             raise RuntimeError("the engine was not asked to record posteriors")
         return stream.recording.arrays(len(stream.card.labels))
+
+
+_INT_SCALE = {np.dtype(np.int16): 1.0 / 32768.0, np.dtype(np.int32): 1.0 / 2147483648.0}
+
+
+def as_mono_float32(samples: object) -> np.ndarray:
+    """A block as 1-D float32 at full scale 1.0: int16/int32 scaled, floats cast, else refused."""
+    x = np.asarray(samples)
+    if x.ndim > 1:
+        if sum(d > 1 for d in x.shape) > 1:
+            raise ValueError(f"feed mono samples (n,), not an array of shape {x.shape}")
+        x = x.reshape(-1)
+    elif x.ndim == 0:
+        x = x.reshape(1)
+    if x.dtype == np.float32:
+        return x
+    if x.dtype in _INT_SCALE:
+        return (x.astype(np.float64) * _INT_SCALE[x.dtype]).astype(np.float32)
+    if x.dtype.kind == "f":
+        return x.astype(np.float32)
+    raise ValueError(
+        f"samples must be float32/float64 (full scale 1.0) or int16/int32, not {x.dtype}"
+    )
 
 
 def offline_posteriors(

@@ -1,7 +1,8 @@
-"""Finished sound events and where they go: jsonl / csv / DCASE tsv lines, flushed one by one.
+"""Sound events, what one engine step reports, and their lines: jsonl / csv / DCASE tsv.
 
-Every writer writes and flushes each event as soon as it is given (DESIGN.md invariant 5: nothing
-is lost on Ctrl-C). `read_events_tsv` reads DCASE truth files back for evaluation.
+The one Event class of hark (engine output, truth annotations, training data) and the one DCASE
+reader/writer (`read_events_tsv`, `write_events_tsv`). Every writer writes and flushes each event
+as soon as it is given, as one whole line (DESIGN.md invariant 5: nothing is lost on Ctrl-C).
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ import csv
 import io
 import json
 import math
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import ClassVar, TextIO
@@ -38,14 +40,51 @@ class Event:
     label: str
     onset_s: float
     offset_s: float
-    peak: float
-    mean: float
+    peak: float = 1.0
+    mean: float = 1.0
     model: str = ""
 
     @property
     def duration_s(self) -> float:
         """Length of the event in seconds."""
         return self.offset_s - self.onset_s
+
+
+@dataclass(frozen=True, slots=True)
+class OpenEvent:
+    """An event that has started and not ended yet: its onset and the class's current score."""
+
+    label: str
+    onset_s: float
+    score: float
+    model: str = ""
+
+
+@dataclass(frozen=True)
+class Update:
+    """What one `Engine.feed` (or `close`) reports.
+
+    finished: events that ended, in order; opened: events that started in this block (they also
+    stay in `active` until they finish); scores: per model name, per class, the highest smoothed
+    score over the frames this block completed (empty for a model that completed none).
+    Iterating an Update gives its finished events, so `events.extend(engine.feed(x))` keeps
+    every event.
+    """
+
+    finished: tuple[Event, ...] = ()
+    opened: tuple[OpenEvent, ...] = ()
+    active: tuple[OpenEvent, ...] = ()
+    scores: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    time_s: float = 0.0
+
+    def __iter__(self) -> Iterator[Event]:
+        return iter(self.finished)
+
+    def __len__(self) -> int:
+        return len(self.finished)
+
+    def __bool__(self) -> bool:
+        return bool(self.finished)
 
 
 # ---- lines ---------------------------------------------------------------------------------------
@@ -234,6 +273,14 @@ def _header_columns(fields: list[str], where: str) -> tuple[int, int, int]:
     return names.index("onset"), names.index("offset"), label
 
 
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def _time(text: str, what: str, where: str) -> float:
     try:
         value = float(text)
@@ -242,6 +289,20 @@ def _time(text: str, what: str, where: str) -> float:
     if not math.isfinite(value) or value < 0:
         raise EventError(f"{where}: {what} {text!r} must be a finite time >= 0")
     return value
+
+
+def write_events_tsv(path: str | Path, events: Iterable[Event]) -> Path:
+    """Write a DCASE truth file: `onset<TAB>offset<TAB>event_label` rows, milliseconds.
+
+    Creates the parent folder. Labels are cleaned of tabs and newlines as in every other format.
+    """
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("w", newline="", encoding="utf-8") as handle:
+        handle.write("\t".join(TSV_HEADER) + "\n")
+        for event in events:
+            handle.write(format_event_line(event, "tsv") + "\n")
+    return out
 
 
 def read_events_tsv(path: str | Path) -> list[Event]:
@@ -270,6 +331,10 @@ def read_events_tsv(path: str | Path) -> list[Event]:
             if "onset" in (f.lower() for f in fields):
                 columns = _header_columns(fields, where)
                 continue
+            if fields and not _is_number(fields[0]):  # a header, but not DCASE's
+                raise EventError(
+                    f"{where}: header {fields} needs onset, offset and event_label columns"
+                )
         onset_t, offset_t, label = (fields[i] if i < len(fields) else "" for i in columns)
         if not (onset_t or offset_t or label):
             continue  # DCASE: a file with no events

@@ -14,7 +14,7 @@ import numpy as np
 
 from hark.live.card import InputSpec, Normalization
 from hark.live.features import normalize
-from hark.live.model import OnnxModel
+from hark.live.model import OnnxModel, check_finite
 
 
 class FrameRunner:
@@ -50,6 +50,7 @@ class FrameRunner:
         for spec, value in zip(self._state_specs, out[1:], strict=True):
             self._state[spec.input] = value
         post = np.asarray(out[0], dtype=np.float32)
+        check_finite(post, self.model.name)
         return post.reshape(-1, post.shape[-1])[-len(frames) :]
 
 
@@ -134,7 +135,9 @@ class WindowRunner:
                 buf.drop_before(self.k * self.stride_samples // self._hop[name])
         if not posts:
             return np.zeros(0), np.zeros((0, n_classes), dtype=np.float32)
-        return np.asarray(times), np.stack(posts)
+        stacked = np.stack(posts)
+        check_finite(stacked, self.model.name)  # once per step, all its decisions
+        return np.asarray(times), stacked
 
     def _run_window(self) -> np.ndarray:
         feeds = {}

@@ -474,6 +474,15 @@ class Smoother:
         newest = self._roll[(self._n_frames - 1) % self.history]
         return {self.labels[c]: (ev.onset_s, float(newest[c])) for c, ev in self._open.items()}
 
+    def recent_max(self, n: int) -> np.ndarray:
+        """(C,) the highest smoothed score of each class over the newest n frames (n >= 1)."""
+        n = max(1, min(int(n), self.history, self._n_frames))
+        end = (self._n_frames - 1) % self.history + 1
+        if n <= end:
+            return self._roll[end - n : end].max(axis=0)
+        older = self._roll[self.history - (n - end) :].max(axis=0)
+        return np.maximum(self._roll[:end].max(axis=0), older)
+
     def roll(self) -> np.ndarray:
         """Recent smoothed posteriors (C, history), oldest -> newest; frames not yet seen are 0."""
         p = self._n_frames % self.history

@@ -12,9 +12,11 @@ from __future__ import annotations
 import os
 import queue
 import struct
+import sys
+import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol
@@ -28,6 +30,56 @@ from hark.live.errors import HarkError
 
 # libsndfile reports SF_COUNT_MAX frames when it cannot know the length (e.g. a pipe)
 _UNKNOWN_FRAMES = 2**62
+# what a header may claim: below 1 kHz is no recording hark can hear (a corrupt or hostile header
+# would make the resampler produce thousands of samples per input sample), above 768 kHz none
+MIN_RATE, MAX_RATE, MAX_CHANNELS = 1000, 768000, 64
+STDIN_SPOOL_LIMIT = 2 * 1024**3  # bytes of non-raw audio read from stdin into a temp file
+# a microphone whose delivered audio falls this far behind the wall clock has lost input
+GAP_MIN_S = 0.5
+
+_RAW_KINDS = {
+    "s8": "PCM_S8", "u8": "PCM_U8", "s16": "PCM_16", "s24": "PCM_24", "s32": "PCM_32",
+    "f32": "FLOAT", "f64": "DOUBLE",
+}
+
+
+@dataclass(frozen=True)
+class RawFormat:
+    """Headerless PCM: sample kind and endianness, rate, channels (`s16le:16000:1`)."""
+
+    subtype: str
+    endian: str
+    sample_rate: int
+    channels: int
+
+    @classmethod
+    def parse(cls, text: str) -> RawFormat:
+        """Parse KIND[le|be]:RATE:CHANNELS, e.g. s16le:16000:1, f32le:48000:2, u8:8000:1."""
+        parts = text.strip().lower().split(":")
+        usage = (f"--raw-format {text!r}: expected KIND:RATE:CHANNELS with KIND one of "
+                 "s8, u8, s16le, s16be, s24le, s32le, f32le, f64le (e.g. s16le:16000:1)")
+        if len(parts) != 3:
+            raise AudioError(usage)
+        kind, rate_t, ch_t = parts
+        endian = "FILE"
+        if kind.endswith(("le", "be")):
+            endian = "LITTLE" if kind.endswith("le") else "BIG"
+            kind = kind[:-2]
+        if kind not in _RAW_KINDS or (endian == "FILE" and kind not in ("s8", "u8")):
+            raise AudioError(usage)
+        try:
+            rate, channels = int(rate_t), int(ch_t)
+        except ValueError:
+            raise AudioError(usage) from None
+        if not MIN_RATE <= rate <= MAX_RATE or not 1 <= channels <= MAX_CHANNELS:
+            raise AudioError(f"--raw-format {text!r}: rate must be {MIN_RATE}..{MAX_RATE} Hz "
+                             f"and channels 1..{MAX_CHANNELS}")
+        return cls(_RAW_KINDS[kind], endian, rate, channels)
+
+    def soundfile_args(self) -> dict[str, Any]:
+        """Keyword arguments for soundfile.SoundFile."""
+        return {"format": "RAW", "subtype": self.subtype, "endian": self.endian,
+                "samplerate": self.sample_rate, "channels": self.channels}
 
 
 class AudioError(HarkError):
@@ -42,7 +94,9 @@ class SourceStats:
     count the PortAudio status flags seen in the audio callback (input lost because we were late);
     dropped_blocks counts callback blocks thrown away because the queue was full (the consumer is
     too slow). nonfinite_samples counts NaN/Inf values replaced by 0 before downmixing.
-    truncated is True when a file held fewer frames than its header announced.
+    truncated is True when a file held fewer frames than its header announced. gaps lists
+    (stream time s, seconds lost) for input a microphone lost; that much silence was yielded in
+    its place, so the stream clock still counts it.
     """
 
     blocks: int = 0
@@ -52,6 +106,7 @@ class SourceStats:
     dropped_blocks: int = 0
     nonfinite_samples: int = 0
     truncated: bool = False
+    gaps: list[tuple[float, float]] = field(default_factory=list)
 
 
 class Source(Protocol):
@@ -162,12 +217,27 @@ class FileSource:
         sample_rate: int,
         block_s: float = 0.1,
         realtime: bool = False,
+        raw: RawFormat | None = None,
     ) -> None:
+        """Open (and check) a recording; path "-" reads standard input.
+
+        From stdin, raw PCM (raw=) streams as it comes; any other format is first copied to a
+        temporary file (libsndfile must seek in most formats).
+        """
         if sample_rate <= 0:
             raise ValueError(f"sample_rate must be positive, got {sample_rate}")
         if block_s <= 0:
             raise ValueError(f"block_s must be positive, got {block_s}")
         self.path = Path(path)
+        self.raw = raw
+        self.stdin = str(path) == "-"
+        self._spool: Any = None
+        self._stdin_used = False
+        if self.path.suffix.lower() in (".raw", ".pcm") and raw is None and not self.stdin:
+            raise AudioError(f"{self.path}: headerless audio: give its format, e.g. "
+                             "--raw-format s16le:16000:1")
+        if self.stdin and raw is None:
+            self._spool = _spool_stdin()
         self.sample_rate = int(sample_rate)
         self.block_s = float(block_s)
         self.realtime = realtime
@@ -175,16 +245,32 @@ class FileSource:
         self._closed = False
         # Validate now (a bad file fails before anything starts), but keep no handle: `hark
         # replay` may be given thousands of files, more than the process may hold open at once.
-        with self._open() as f:
-            self.input_rate = int(f.samplerate)
-            self.channels = int(f.channels)
-            self._frames = int(f.frames)
-            self._header_truncated = self._check_header(str(f.format))
+        if self.stdin and raw is not None:  # a live pipe: nothing to validate but the format
+            self.input_rate, self.channels = raw.sample_rate, raw.channels
+            self._frames = _UNKNOWN_FRAMES
+            self._header_truncated = False
+        else:
+            with self._open() as f:
+                self.input_rate = int(f.samplerate)
+                self.channels = int(f.channels)
+                self._frames = int(f.frames)
+                self._header_truncated = self._check_header(str(f.format))
+        if not MIN_RATE <= self.input_rate <= MAX_RATE:
+            raise AudioError(f"{self.name}: the header claims a sample rate of {self.input_rate} "
+                             f"Hz (hark reads {MIN_RATE}..{MAX_RATE} Hz)")
+        if not 1 <= self.channels <= MAX_CHANNELS:
+            raise AudioError(f"{self.name}: the header claims {self.channels} channels "
+                             f"(hark reads 1..{MAX_CHANNELS})")
         self.stats.truncated = self._header_truncated
 
     @property
     def name(self) -> str:
-        return self.path.name
+        return "stdin" if self.stdin else self.path.name
+
+    @property
+    def label(self) -> str:
+        """The path as given ("-" for stdin): what a multi-file event listing names."""
+        return "-" if self.stdin else str(self.path)
 
     @property
     def duration_s(self) -> float | None:
@@ -194,29 +280,48 @@ class FileSource:
         return self._frames / self.input_rate
 
     def _open(self) -> sf.SoundFile:
-        where = str(self.path)
-        if not self.path.exists():
-            raise AudioError(f"{where}: no such file")
-        if self.path.is_dir():
-            raise AudioError(f"{where}: is a directory, not an audio file")
+        where = self.name if self.stdin else str(self.path)
+        raw = self.raw.soundfile_args() if self.raw is not None else {}
+        if self.stdin:
+            if self._spool is None:  # raw PCM straight from the pipe, read once
+                if self._stdin_used:
+                    raise AudioError("stdin can be read only once")
+                self._stdin_used = True
+                return sf.SoundFile(sys.stdin.fileno(), closefd=False, **raw)
+            self._spool.seek(0)
+            if not self._spool.read(1):
+                raise AudioError("stdin: no data (0 bytes)")
+            self._spool.seek(0)
+            try:
+                return self._checked(sf.SoundFile(self._spool, **raw), where)
+            except sf.LibsndfileError as e:
+                raise AudioError(f"{where}: not a readable audio stream ({_reason(e)})") from e
         try:
+            if not self.path.exists():
+                raise AudioError(f"{where}: no such file")
+            if self.path.is_dir():
+                raise AudioError(f"{where}: is a directory, not an audio file")
             with open(self.path, "rb") as f:
                 empty = not f.read(1)
         except OSError as e:
-            raise AudioError(f"{where}: cannot read ({e.strerror})") from e
+            raise AudioError(f"{where}: cannot read ({e.strerror})") from None
         if empty:
             raise AudioError(f"{where}: file is empty (0 bytes)")
         try:
-            audio = sf.SoundFile(self.path)
+            audio = sf.SoundFile(self.path, **raw)
         except sf.LibsndfileError as e:
             raise AudioError(f"{where}: not a readable audio file ({_reason(e)})") from e
+        return self._checked(audio, where)
+
+    @staticmethod
+    def _checked(audio: sf.SoundFile, where: str) -> sf.SoundFile:
         if audio.frames == 0:
             audio.close()
             raise AudioError(f"{where}: contains no audio (0 frames; empty or truncated)")
         return audio
 
     def _check_header(self, fmt: str) -> bool:
-        if fmt not in ("WAV", "WAVEX"):
+        if fmt not in ("WAV", "WAVEX") or self.stdin:
             return False
         declared = _wav_declared_frames(self.path)
         return declared is not None and declared > self._frames
@@ -245,7 +350,8 @@ class FileSource:
                     frames = f.read(block_frames, dtype="float32", always_2d=True)
                 except sf.SoundFileError as e:
                     raise AudioError(
-                        f"{self.path}: decoding failed at {n_read / self.input_rate:.2f} s "
+                        f"{self.label if not self.stdin else self.name}: decoding failed at "
+                        f"{n_read / self.input_rate:.2f} s "
                         f"({_reason(e)})"
                     ) from e
                 if len(frames) == 0:
@@ -255,7 +361,8 @@ class FileSource:
                 yield from self._emit(resampler.process(mono), start)
         yield from self._emit(resampler.flush(), start)
         if n_read == 0:
-            raise AudioError(f"{self.path}: contains no audio (0 frames decoded)")
+            raise AudioError(f"{self.name if self.stdin else self.path}: contains no audio "
+                             "(0 frames decoded)")
         if self._frames < _UNKNOWN_FRAMES and n_read < self._frames:
             self.stats.truncated = True
 
@@ -288,6 +395,47 @@ class FileSource:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+class ArraySource:
+    """Samples already in memory, as a source (evaluation, tests, the Python API)."""
+
+    def __init__(self, samples: np.ndarray, sample_rate: int, name: str = "array",
+                 block: int | None = None) -> None:
+        self.samples = samples
+        self.sample_rate = int(sample_rate)
+        self.name = name
+        self.block = block
+        self.stats = SourceStats()
+
+    def blocks(self) -> Iterator[np.ndarray]:
+        """The whole array at once, or in blocks of `block` samples."""
+        step = self.block or max(1, len(self.samples))
+        for i in range(0, len(self.samples), step):
+            self.stats.blocks += 1
+            yield self.samples[i : i + step]
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+def _spool_stdin() -> Any:
+    """Standard input copied to an anonymous temporary file (on disk), at most STDIN_SPOOL_LIMIT."""
+    spool = tempfile.TemporaryFile(prefix="hark-stdin-")  # noqa: SIM115 - lives with the source
+    src = sys.stdin.buffer
+    total = 0
+    while True:
+        chunk = src.read(1 << 20)
+        if not chunk:
+            break
+        total += len(chunk)
+        if total > STDIN_SPOOL_LIMIT:
+            spool.close()
+            raise AudioError(f"stdin: more than {STDIN_SPOOL_LIMIT >> 30} GiB; for a long stream "
+                             "pipe raw PCM with --raw-format (it is read as it comes)")
+        spool.write(chunk)
+    spool.flush()
+    return spool
 
 
 class MicSource:
@@ -327,9 +475,13 @@ class MicSource:
         self.latency = latency
         self.max_seconds = max_seconds
         self.stats = SourceStats()
-        self._queue: queue.Queue[np.ndarray] = queue.Queue(maxsize=queue_blocks)
+        self._queue: queue.Queue[tuple[int, np.ndarray]] = queue.Queue(maxsize=queue_blocks)
         self._stream: Any = None
         self._stopping = False
+        # callback-side clock: frames accounted for (delivered or lost) since the first callback
+        self._t0: float | None = None
+        self._accounted = 0
+        self._lost = 0  # frames lost and not yet handed to the consumer
 
     @property
     def name(self) -> str:
@@ -351,21 +503,39 @@ class MicSource:
         return self.sample_rate
 
     def _callback(self, indata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
-        # Runs on PortAudio's thread: copy, enqueue, count. Nothing else (no prints, no maths).
+        # Runs on PortAudio's thread: copy, enqueue, count; and notice input that never came.
+        # The first callback starts a clock (the block's capture time when the host API gives
+        # one, else the wall clock). When PortAudio says input overflowed (the process was
+        # stopped or starved) and the frames accounted for fall more than GAP_MIN_S behind that
+        # clock, the shortfall is lost input: the consumer puts that much silence before this
+        # block. A backend that buffered everything (no overflow) loses nothing and adds nothing.
+        adc = float(getattr(time_info, "inputBufferAdcTime", 0.0) or 0.0)
+        now = adc if adc > 0 else time.monotonic()
         if status.input_overflow:
             self.stats.overflows += 1
         if status.input_underflow:
             self.stats.underflows += 1
+        if self._t0 is None:
+            self._t0 = now - frames / self.input_rate
+        if status.input_overflow:
+            behind = round((now - self._t0) * self.input_rate) - self._accounted - frames
+            if behind > GAP_MIN_S * self.input_rate:
+                self._lost += behind
+                self._accounted += behind
+        self._accounted += frames
         try:
-            self._queue.put_nowait(indata[:, 0].copy())
+            self._queue.put_nowait((self._lost, indata[:, 0].copy()))
+            self._lost = 0
         except queue.Full:
             self.stats.dropped_blocks += 1
+            self._lost += frames
 
     def start(self) -> None:
         """Open and start the input stream (blocks() calls it if needed)."""
         if self._stream is not None:
             return
         self._stopping = False
+        self._t0, self._accounted, self._lost = None, 0, 0
         try:
             stream = self._sd.InputStream(
                 samplerate=self.input_rate,
@@ -399,7 +569,7 @@ class MicSource:
         captured = 0
         while not self._stopping and (limit is None or captured < limit):
             try:
-                block = self._queue.get(timeout=poll_s)
+                lost, block = self._queue.get(timeout=poll_s)
             except queue.Empty:
                 stream = self._stream
                 if stream is None:  # close() from another thread
@@ -409,6 +579,16 @@ class MicSource:
                         f"input device {self._name!r} stopped delivering audio"
                     ) from None
                 continue
+            if lost:
+                if limit is not None:
+                    lost = min(lost, limit - captured)
+                self.stats.gaps.append((captured / self.input_rate, lost / self.input_rate))
+                for start in range(0, lost, self.input_rate):  # silence, a second at a time
+                    n = min(self.input_rate, lost - start)
+                    yield from self._emit(resampler.process(np.zeros(n, dtype=np.float32)))
+                captured += lost
+                if limit is not None and captured >= limit:
+                    break
             if limit is not None:
                 block = block[: limit - captured]
             captured += block.size

@@ -204,44 +204,6 @@ def build_rnn(cfg: RnnConfig, n_classes: int) -> Any:
     return keras.Model(inp, out, name="rnn")
 
 
-def streaming_twin(
-    model: Any, cfg: RnnConfig, n_classes: int
-) -> tuple[Any, list[tuple[str, str, int]]]:
-    """The same per-frame model with its recurrent state as explicit inputs and outputs.
-
-    Returns (twin, states) where states lists (input name, output name, units) per state tensor,
-    output names being the twin's output names in order after "posteriors". Weights are copied
-    from `model`; the twin computes exactly the same frames when fed a sequence in pieces.
-    """
-    keras = _keras()
-    L = keras.layers
-    inp = keras.Input((None, cfg.n_bins), name="frames", batch_size=1)
-    x = inp
-    if cfg.input_dense:
-        x = L.Dense(cfg.input_dense, activation="relu", name="frame_dense")(x)
-    rnn = _recurrent(cfg.cell)
-    state_inputs = []
-    state_outputs = []
-    states: list[tuple[str, str, int]] = []
-    for i, units in enumerate(cfg.units):
-        kinds = ("h", "c") if cfg.cell == "lstm" else ("h",)
-        ins = [keras.Input((units,), name=f"{k}{i}_in", batch_size=1) for k in kinds]
-        res = rnn(units, return_sequences=True, return_state=True, name=f"rnn{i}")(
-            x, initial_state=ins
-        )
-        x, outs = res[0], list(res[1:])
-        state_inputs.extend(ins)
-        state_outputs.extend(outs)
-        states.extend((f"{k}{i}_in", f"{k}{i}_out", units) for k in kinds)
-    act = "softmax" if cfg.task == MULTICLASS else "sigmoid"
-    out = L.Dense(n_classes, activation=act, name="posteriors")(x)
-    twin = keras.Model([inp, *state_inputs], [out, *state_outputs], name="rnn_stream")
-    for layer in twin.layers:
-        if layer.weights:
-            layer.set_weights(model.get_layer(layer.name).get_weights())
-    return twin, states
-
-
 def _norm_wave(x: Any) -> Any:
     """Per-window standardisation of a (batch, samples, 1) waveform (level-independent input)."""
     keras = _keras()

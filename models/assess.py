@@ -11,21 +11,41 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from hark.models.datasets import load_clips, only_unknown, speech_pool, speech_streams, sub_seed
 
-if TYPE_CHECKING:
-    from hark.models.training import TrainOptions
-
 Log = Callable[[str], None]
+
+
+class AssessOptions(Protocol):
+    """What assessment reads of the training options (training's TrainOptions has it all).
+
+    A protocol, not an import: models.training calls into this module, so this module must not
+    import models.training (no circle).
+    """
+
+    @property
+    def out(self) -> Path: ...
+    @property
+    def seed(self) -> int: ...
+    @property
+    def tune(self) -> bool: ...
+    @property
+    def tune_streams(self) -> int: ...
+    @property
+    def test_streams(self) -> int: ...
+    @property
+    def test_stream_s(self) -> float: ...
+    @property
+    def model_name(self) -> str: ...
 
 
 # ---- clip models ----------------------------------------------------------------------------
 def clip_model(
-    opts: TrainOptions, onnx_path: Path, tree: Path, data: Any, log: Log
+    opts: AssessOptions, onnx_path: Path, tree: Path, data: Any, log: Log
 ) -> dict[str, Any]:
     """A window model: tune on validation word streams, then test streams and test clips."""
     model = speech_model_tuned(opts, onnx_path, data, log)
@@ -36,7 +56,7 @@ def clip_model(
     return evaluation
 
 
-def speech_model_tuned(opts: TrainOptions, onnx_path: Path, data: Any, log: Log) -> Any:
+def speech_model_tuned(opts: AssessOptions, onnx_path: Path, data: Any, log: Log) -> Any:
     """The exported speech model, reloaded after tuning its card's VAD + smoothing (opts.tune)."""
     from hark.live.model import OnnxModel
 
@@ -49,7 +69,7 @@ def speech_model_tuned(opts: TrainOptions, onnx_path: Path, data: Any, log: Log)
 
 
 def score_test_clips(
-    opts: TrainOptions, model: Any, tree: Path, log: Log, how: str
+    opts: AssessOptions, model: Any, tree: Path, log: Log, how: str
 ) -> dict[str, Any]:
     """Score the test clips of `tree`; write the report (text, JSON, PNG); the card's figures."""
     from hark.models.evaluation import evaluate_clips
@@ -64,7 +84,7 @@ def score_test_clips(
 
 
 # ---- shared: validation streams, tuning, test streams -------------------------------------------
-def speech_val_streams(opts: TrainOptions, sr: int, data: Any, log: Log) -> tuple[list, list]:
+def speech_val_streams(opts: AssessOptions, sr: int, data: Any, log: Log) -> tuple[list, list]:
     """Validation streams at the model rate: ([(audio, truth)], [audio of unknown words only])."""
     from hark.models.synth import command_truth
 
@@ -103,7 +123,7 @@ def tune_into_card(model: Any, onnx_path: Path, pos: list, neg: list, log: Log) 
 
 
 def speech_stream_eval(
-    opts: TrainOptions, model: Any, tree: Path, out: Path, log: Log
+    opts: AssessOptions, model: Any, tree: Path, out: Path, log: Log
 ) -> dict[str, Any]:
     from hark.models.evaluation import evaluate_streams, stream_pairs
     from hark.models.reports import format_events, write_json
@@ -127,7 +147,7 @@ def speech_stream_eval(
 
 # ---- per-frame models --------------------------------------------------------------------------
 def commands_model(
-    opts: TrainOptions, onnx_path: Path, tree: Path, data: Any, log: Log
+    opts: AssessOptions, onnx_path: Path, tree: Path, data: Any, log: Log
 ) -> dict[str, Any]:
     """The per-frame command model: tune VAD + smoothing, then test streams and test clips."""
     model = speech_model_tuned(opts, onnx_path, data, log)
@@ -138,7 +158,7 @@ def commands_model(
 
 
 def sounds_model(
-    opts: TrainOptions, onnx_path: Path, val_list: list, log: Log
+    opts: AssessOptions, onnx_path: Path, val_list: list, log: Log
 ) -> dict[str, Any]:
     """The sound-event model: tune smoothing, then fresh test streams at 10 dB and 0-20 dB."""
     from hark.live.model import OnnxModel

@@ -12,7 +12,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from hark.live.cli_options import add_fields, values
 from hark.live.errors import HarkError
+from hark.models.options import TrainOptions
 
 TRAIN_EXAMPLES = """\
 examples:
@@ -76,39 +78,18 @@ def register(subparsers: Any) -> None:
     src.add_argument("--synth", type=int, metavar="N",
                      help="synthesise: N espeak-ng clips per command word (sounds: N streams "
                      "per epoch)")
-    t.add_argument("--epochs", type=int, default=30, help="maximum epochs (default 30)")
-    t.add_argument("--seed", type=int, default=0, help="seed of data, weights and order")
     t.add_argument("--out", type=Path, default=None, help="output folder (default out/NAME)")
     t.add_argument("--name", default=None, help="model name (default: commands, sounds, "
                    "commands-cnn, commands-ARCH)")
-    t.add_argument("--batch-size", type=int, default=32)
-    t.add_argument("--patience", type=int, default=5, help="early-stopping patience (epochs)")
-    t.add_argument("--lr", type=float, default=1e-3, help="initial Adam learning rate")
-    t.add_argument("--threads", type=int, default=2, help="TensorFlow intra-op threads")
     t.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                    help="architecture config field (JSON value), e.g. units=[128,64]")
-    t.add_argument("--seq-frames", type=int, default=500, help="rnn: frames per training crop")
-    t.add_argument("--target-delay-ms", type=float, default=50.0,
-                   help="rnn commands: word targets start/end this much after the word")
-    t.add_argument("--target-tail-ms", type=float, default=100.0,
-                   help="rnn commands: word targets last this much longer after the word")
-    t.add_argument("--onset-crops", type=float, default=0.5,
-                   help="rnn commands: fraction of training crops that start at a word onset")
-    t.add_argument("--no-spec-augment", action="store_true",
-                   help="rnn: no level jitter / frequency masks on the training crops")
-    t.add_argument("--streams-per-epoch", type=int, default=None)
-    t.add_argument("--freq-warp", type=float, default=0.0, metavar="W",
-                   help="rnn: stretch each crop's mel axis by a factor in [1-W, 1+W] (e.g. 0.1)")
-    t.add_argument("--tilt-db", type=float, default=0.0, metavar="DB",
-                   help="rnn: a random smooth EQ of up to +-DB across the bands per crop")
-    t.add_argument("--val-streams", type=int, default=24)
-    t.add_argument("--tune-streams", type=int, default=48,
-                   help="validation word streams (30 s) that pick the card's VAD and smoothing")
-    t.add_argument("--test-streams", type=int, default=20)
-    t.add_argument("--test-stream-s", type=float, default=60.0)
-    t.add_argument("--no-tune", action="store_true",
-                   help="keep the default smoothing (no validation streams, no stream test)")
-    t.set_defaults(func=run_train)
+    # the training options, generated from TrainOptions (name, type, default)
+    train_flags = add_fields(t, TrainOptions, [
+        "epochs", "seed", "batch_size", "patience", ("learning_rate", "--lr"), "threads",
+        "seq_frames", "target_delay_ms", "target_tail_ms", "onset_crops", "spec_augment",
+        "streams_per_epoch", "freq_warp", "tilt_db", "val_streams", "tune_streams",
+        "test_streams", "test_stream_s", "tune"])
+    t.set_defaults(func=run_train, train_flags=train_flags)
 
     e = subparsers.add_parser(
         "eval",
@@ -190,7 +171,7 @@ def _parse_sets(items: list[str]) -> dict[str, Any]:
 
 def run_train(args: argparse.Namespace) -> int:
     """The `hark train` command."""
-    from hark.models.training import TrainOptions, train
+    from hark.models.training import train
 
     opts = TrainOptions(
         arch=args.arch,
@@ -198,27 +179,9 @@ def run_train(args: argparse.Namespace) -> int:
         task=args.task,
         data=args.data,
         synth=args.synth,
-        epochs=args.epochs,
-        seed=args.seed,
         name=args.name,
-        batch_size=args.batch_size,
-        patience=args.patience,
-        learning_rate=args.lr,
-        threads=args.threads,
-        seq_frames=args.seq_frames,
-        target_delay_ms=args.target_delay_ms,
-        target_tail_ms=args.target_tail_ms,
-        onset_crops=args.onset_crops,
-        spec_augment=not args.no_spec_augment,
-        freq_warp=args.freq_warp,
-        tilt_db=args.tilt_db,
-        streams_per_epoch=args.streams_per_epoch,
-        val_streams=args.val_streams,
-        tune_streams=args.tune_streams,
-        test_streams=args.test_streams,
-        test_stream_s=args.test_stream_s,
-        tune=not args.no_tune,
         overrides=_parse_sets(args.set),
+        **values(args, args.train_flags),
     )
     import dataclasses
 

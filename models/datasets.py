@@ -15,9 +15,10 @@ import numpy as np
 
 from hark.export.presets import PRESETS
 from hark.live.card import FrontendSpec, Normalization
+from hark.live.events import Event, read_events_tsv
 from hark.live.features import compute_features
 from hark.models.data.augment import Augmenter
-from hark.models.data.events import Event, Stream, frame_targets, read_dcase_tsv
+from hark.models.data.events import Stream, frame_targets
 from hark.models.data.sound_events import EVENT_CLASSES, EventStreamOptions, make_event_stream
 from hark.models.data.speech_commands import (
     LABELS_12,
@@ -176,7 +177,7 @@ def read_streams(folder: str | Path) -> list[Stream]:
     for wav in sorted(Path(folder).glob("*.wav")):
         tsv = wav.with_suffix(".tsv")
         if tsv.is_file():
-            streams.append(Stream(read_audio(wav, 16000), 16000, read_dcase_tsv(tsv)))
+            streams.append(Stream(read_audio(wav, 16000), 16000, read_events_tsv(tsv)))
     return streams
 
 
@@ -186,7 +187,7 @@ def delayed(events: Sequence[Event], delay_s: float, tail_s: float = 0.0) -> lis
     Each span starts delay_s later (the model has heard more by then) and ends delay_s + tail_s
     later (it may hold its decision a little after the word).
     """
-    return [Event(e.onset_s + delay_s, e.offset_s + delay_s + tail_s, e.label) for e in events]
+    return [Event(e.label, e.onset_s + delay_s, e.offset_s + delay_s + tail_s) for e in events]
 
 
 @dataclass

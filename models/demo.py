@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
+from hark.live.events import Event, write_events_tsv
 from hark.models.data.audio import active_extent, db_to_amplitude, write_wav
 from hark.models.data.augment import coloured_noise
-from hark.models.data.events import Event, write_dcase_tsv
 from hark.models.data.sound_events import synth_event
 from hark.models.data.tts import Prosody, Voice, espeak_voices, synth_clip
 
@@ -68,9 +68,9 @@ def make_demo(seed: int = 0) -> tuple[np.ndarray, list[Event]]:
         audio[i : i + clip.size] += clip[: n - i]
         on, off = i / SAMPLE_RATE, (i + clip.size) / SAMPLE_RATE
         if what not in FILLERS:
-            events.append(Event(on, off, what))
+            events.append(Event(what, on, off))
         if what not in SOUNDS:  # every spoken item is also `speech` for the sound-event model
-            events.append(Event(on, off, "speech"))
+            events.append(Event("speech", on, off))
     audio += coloured_noise(n, "pink", rng) * np.float32(db_to_amplitude(-45.0))
     return audio, sorted(events, key=lambda e: (e.onset_s, e.label))
 
@@ -79,5 +79,5 @@ def write_demo(wav_path: str | Path, seed: int = 0) -> tuple[Path, Path]:
     """Write the demo as 16-bit 16 kHz mono WAV and its truth as a DCASE tsv beside it."""
     audio, events = make_demo(seed)
     wav = write_wav(wav_path, audio, SAMPLE_RATE)
-    tsv = write_dcase_tsv(Path(wav).with_suffix(".tsv"), events)
+    tsv = write_events_tsv(Path(wav).with_suffix(".tsv"), events)
     return wav, tsv

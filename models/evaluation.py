@@ -7,8 +7,9 @@ Two kinds of test set:
   label of the strongest event the clip produces; with no event, `_unknown_` when its smoothed
   posterior reached threshold_on somewhere in the clip, else `_silence_` (see `clip_decision`).
   Clips are scored with the VAD off: a gate would zero the posteriors of quiet clips.
-- recordings with DCASE truth (onset, offset, event_label): replayed through live.engine.Engine
-  with the card's VAD and smoothing, exactly as `hark replay` runs; event-based P/R/F1 (see
+- recordings with DCASE truth (onset, offset, event_label): replayed through hark's one pipeline
+  (hark.live.pipeline.run, a collector sink) with the card's VAD and smoothing, exactly as
+  `hark replay` runs; event-based P/R/F1 (see
   models.metrics), false events per minute and label flips per minute of the smoothed output.
   Truth events whose label the model does not have are set aside (counted, not scored).
 """
@@ -26,6 +27,7 @@ from hark.live.engine import Engine, EngineOptions
 from hark.live.events import Event, read_events_tsv
 from hark.live.model import OnnxModel
 from hark.live.smoothing import Smoother
+from hark.live.sources import AudioError
 from hark.models.metrics import (
     ClassificationReport,
     EventScores,
@@ -58,17 +60,32 @@ def clip_decision(
     return card.ignore_labels[0] if card.ignore_labels else None
 
 
-def _run(model: OnnxModel, audio: np.ndarray, vad: bool | None, n_decisions: int) -> Engine:
+def _run(
+    model: OnnxModel, audio: np.ndarray, vad: bool | None, n_decisions: int
+) -> tuple[Engine, list[Event]]:
+    """One clip through the pipeline: the engine (its recording and roll) and the events."""
+    from hark.live.pipeline import run
+    from hark.live.sinks import CollectSink
+    from hark.live.sources import ArraySource
+
     engine = Engine([model], EngineOptions(vad=vad, record=True, history=max(1, n_decisions)))
-    engine.feed(audio)
-    return engine
+    collect = CollectSink()
+    result = run(ArraySource(audio, model.card.sample_rate, "clip"), engine, [collect],
+                 signals=False, report=_quiet)
+    if result.error is not None:
+        raise ValueError(result.error)
+    return engine, collect.events
+
+
+def _quiet(line: str) -> None:
+    """Evaluation scores what the engine heard; NaN warnings of `hark replay` are not its output."""
 
 
 def classify_clip(model: OnnxModel, audio: np.ndarray) -> tuple[str | None, np.ndarray]:
     """(label, posteriors) for one clip at the model's rate, VAD off, fresh state."""
     card = model.card
     n = int(np.ceil(audio.size / card.sample_rate / card.decision_hop_s())) + 2
-    engine = _run(model, audio, False, n)
+    engine, events = _run(model, audio, False, n)
     _, post = engine.recording(0)
     if not card.streaming:
         if not len(post):
@@ -76,9 +93,7 @@ def classify_clip(model: OnnxModel, audio: np.ndarray) -> tuple[str | None, np.n
         # one window per clip; several (a clip longer than the window): the most confident one
         row = post[int(np.argmax(post.max(axis=1)))]
         return card.labels[int(np.argmax(row))], post
-    engine.close()
     smoothed = _smoothed(engine, len(post))
-    events = list(engine.events)
     return clip_decision(model, events, smoothed), post
 
 
@@ -196,23 +211,22 @@ def replay_events(
     model: OnnxModel, audio_path: str | Path, vad: bool | None = None
 ) -> tuple[list[Event], np.ndarray, float]:
     """Replay a file through the engine as `hark replay` does: (events, smoothed, seconds)."""
+    from hark.live.pipeline import run
+    from hark.live.sinks import CollectSink
     from hark.live.sources import FileSource
 
     card = model.card
     src = FileSource(audio_path, card.sample_rate)
-    try:
-        dur = src.duration_s or 0.0
-        n = int(np.ceil(dur / card.decision_hop_s())) + 16
-        engine = Engine([model], EngineOptions(vad=vad, record=True, history=max(n, 16)))
-        for block in src.blocks():
-            engine.feed(block)
-        engine.close()
-        events = list(engine.events)
-        _, post = engine.recording(0)
-        smoothed = _smoothed(engine, min(len(post), n))
-        return events, smoothed, engine.time_s
-    finally:
-        src.close()
+    dur = src.duration_s or 0.0
+    n = int(np.ceil(dur / card.decision_hop_s())) + 16
+    engine = Engine([model], EngineOptions(vad=vad, record=True, history=max(n, 16)))
+    collect = CollectSink()
+    result = run(src, engine, [collect], signals=False, report=_quiet)
+    if result.error is not None:
+        raise AudioError(result.error)
+    _, post = engine.recording(0)
+    smoothed = _smoothed(engine, min(len(post), n))
+    return collect.events, smoothed, engine.time_s
 
 
 def flips_of(model: OnnxModel, smoothed: np.ndarray) -> int:

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from hark.models.data.events import Event, Stream
+from hark.live.events import Event
+from hark.models.data.events import Stream
 from hark.models.data.speech_commands import COMMAND_WORDS, UNKNOWN
 
 COMPLETE_MARK = ".complete"

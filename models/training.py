@@ -21,7 +21,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +51,7 @@ from hark.models.datasets import (
     sub_seed,
     voice_augment,
 )
+from hark.models.options import TrainOptions
 from hark.models.synth import ensure_tree
 
 Log = Callable[[str], None]
@@ -58,48 +59,6 @@ TASKS = ("commands", "sounds")
 ARCHS = tuple(A.ARCH_CONFIGS)
 DEFAULT_SMOOTHING = SmoothingSpec(median_frames=5, threshold_on=0.5, threshold_off=0.35,
                                   min_on_ms=60.0, min_off_ms=100.0)
-
-
-@dataclass(frozen=True)
-class TrainOptions:
-    """What `hark train` was asked for (see `hark train --help`)."""
-
-    arch: str
-    out: Path
-    task: str = "commands"
-    data: Path | None = None
-    synth: int | None = None
-    epochs: int = 30
-    seed: int = 0
-    name: str | None = None
-    batch_size: int = 32
-    patience: int = 5
-    learning_rate: float = 1e-3
-    threads: int = 2
-    seq_frames: int = 500
-    target_delay_ms: float = 50.0
-    target_tail_ms: float = 100.0
-    onset_crops: float = 0.5
-    spec_augment: bool = True
-    freq_warp: float = 0.0  # rnn: voice_augment's mel-axis warp (0: off)
-    tilt_db: float = 0.0  # rnn: voice_augment's random EQ (0: off)
-    streams_per_epoch: int | None = None
-    val_streams: int = 24
-    tune_streams: int = 48  # word streams (30 s) that pick VAD + smoothing; half as many negatives
-    test_streams: int = 20
-    test_stream_s: float = 60.0
-    tune: bool = True
-    overrides: dict[str, Any] = field(default_factory=dict)
-    verbose: int | None = None
-
-    @property
-    def model_name(self) -> str:
-        """NAME of OUT/NAME.onnx: commands / sounds / commands-cnn / commands-ARCH."""
-        if self.name:
-            return self.name
-        if self.arch == "rnn":
-            return self.task
-        return "commands-cnn" if self.arch == "cnn" else f"commands-{self.arch}"
 
 
 @dataclass

@@ -183,9 +183,11 @@ class HarkApp(App[int]):
             self.set_interval(1.0, self._sample_cpu)
         self.set_interval(1.0 / self.refresh_hz, self._tick)
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            # SIGTERM ends the UI like q (open events closed and written); not in tests,
-            # which do not run on the main thread's loop
-            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, self._on_sigterm)
+            # SIGTERM and SIGHUP (the terminal went away) end the UI like q (open events
+            # closed and written); not in tests, which do not run on the main thread's loop
+            loop = asyncio.get_running_loop()
+            loop.add_signal_handler(signal.SIGTERM, self._quit, 143)
+            loop.add_signal_handler(signal.SIGHUP, self._quit, 129)
         if self.run_engine:
             self._audio()
         self._tick()
@@ -199,6 +201,7 @@ class HarkApp(App[int]):
         self.session.stop()
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             asyncio.get_running_loop().remove_signal_handler(signal.SIGTERM)
+            asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
 
     # ---- the audio worker --------------------------------------------------------------------
     @work(thread=True, exclusive=True, exit_on_error=False, name="audio", group="audio")
@@ -267,9 +270,6 @@ class HarkApp(App[int]):
     def action_interrupt(self) -> None:
         self._quit(130)  # Ctrl-C: like q, with the shell's usual code
 
-    def _on_sigterm(self) -> None:
-        self._quit(143)
-
     def action_pause(self) -> None:
         self.paused = not self.paused
         if self._status is not None and self._on_screen():
@@ -334,6 +334,7 @@ def run_ui(
     realtime: bool = True,
     device: int | str | None = None,
     seconds: float | None = None,
+    raw: Any = None,
 ) -> int:
     """Run the UI on files (paced replay) or a microphone until q; print the summary; exit code.
 
@@ -344,7 +345,7 @@ def run_ui(
 
     roll_seconds = float(getattr(cfg, "roll_seconds", None) or DEFAULT_ROLL_S)
     options = EngineOptions(vad=cfg.vad, vad_mode=cfg.vad_mode)
-    rate = int(models[0].card.sample_rate)
+    rate = max(int(m.card.sample_rate) for m in models)
     out = Path(cfg.out) if cfg.out is not None else None
     common: dict[str, Any] = dict(
         engine_options=options, out=out, fmt=cfg.fmt, roll_seconds=roll_seconds,
@@ -354,7 +355,7 @@ def run_ui(
         from hark.live.sources import FileSource
 
         # 20 ms blocks: the roll moves smoothly at 20 redraws a second
-        sources = [FileSource(f, rate, block_s=0.02, realtime=realtime) for f in files]
+        sources = [FileSource(f, rate, block_s=0.02, realtime=realtime, raw=raw) for f in files]
         session = UISession(models, sources, kind="file", paced=realtime, **common)
         exit_when_done = False  # keep the last picture on screen until q
     else:
@@ -387,7 +388,8 @@ def run_ui(
         session.stop()
         session.wait(10.0)
         summary = session.close()
-        print(summary.text(), file=sys.stderr)
+        with contextlib.suppress(OSError):  # the terminal may be gone (SIGHUP)
+            print(summary.text(), file=sys.stderr)
     if code is None:  # the app ended without a result (e.g. it crashed): not a success
         return 1
     return 1 if (summary.error and code == 0) else int(code)

@@ -1,10 +1,11 @@
-"""A UI session: source(s) + engine + event writers, driven by one audio thread.
+"""A UI session: the screen's sink on hark's one pipeline (hark.live.pipeline.run).
 
-`run()` is the audio loop (the app runs it in a textual thread worker): it drains the source,
-feeds the engine, writes and flushes every finished event, and records latency. The UI thread
-calls `snapshot()` and the commands (`reset_models`, `adjust_threshold`, `save`); all of them
-take the same lock as the loop's per-block step, which is short (one `Engine.feed`), so neither
-side waits long and the engine only ever sees one caller at a time.
+`run()` is the audio loop (the app runs it in a textual thread worker): pipeline.run drains the
+sources into the engine and hands every Update to the session (a sink: it keeps the events for
+the screen and records latency) and to the --out file sink, under the pipeline's fault rules. The
+UI thread calls `snapshot()` and the commands (`reset_models`, `adjust_threshold`, `save`); all of
+them take the same lock the pipeline holds around each engine call, which is short (one
+`Engine.feed`), so neither side waits long and the engine only ever sees one caller at a time.
 
 Built from files at `realtime=False` a session runs as fast as it can and deterministically,
 which is what tests use; `run_ui` builds it from the command line's choices.
@@ -16,17 +17,16 @@ import math
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from hark.live.engine import Engine, EngineOptions
 from hark.live.errors import HarkError
-from hark.live.events import Event, EventWriter, open_writer
+from hark.live.events import Event, Update, open_writer
+from hark.live.sinks import BaseSink, LineSink, file_sink
 from hark.live.ui.state import FROZEN_LATENCY, LatencyMeter, ModelView, Snapshot
 
 CLIP_LEVEL = 0.999  # |sample| at or above this counts as clipping (float full scale is 1.0)
@@ -122,7 +122,10 @@ class UISession:
         self._thresholds: dict[tuple[int, str], tuple[float, float]] = {}
         self.engine = self._new_engine()
         self.meter = LatencyMeter(latency_window_s)
-        self._writer: EventWriter | None = open_writer(out, fmt) if out is not None else None
+        self._writer: LineSink | None = file_sink(out, fmt) if out is not None else None
+        self._arrival = 0.0
+        self._cpu_mark = (time.thread_time(), clock())
+        self._last_time_s = 0.0
         self._recent: deque[Event] = deque(maxlen=RECENT_EVENTS)
         self.events: list[Event] = []  # every finished event of the session, all sources
         self._audio_s_done = 0.0  # audio of the sources already finished
@@ -136,7 +139,8 @@ class UISession:
 
     # ---- construction ------------------------------------------------------------------------
     def _new_engine(self) -> Engine:
-        engine = Engine(self.models, self._options)
+        rate = max(int(m.card.sample_rate) for m in self.models)
+        engine = Engine(self.models, self._options, sample_rate=rate)
         for (i, label), (on, off) in self._thresholds.items():
             engine.streams[i].smoother.set_threshold(label, on, off)
         return engine
@@ -146,71 +150,63 @@ class UISession:
         """Drain every source into the engine until the end, stop() or max_seconds.
 
         Errors are kept in `error` (shown by the UI, reported on exit), never raised into the
-        worker: the app decides how to end. Open events are closed and written in every case.
+        worker: the app decides how to end. Open events are closed and written in every case
+        (the pipeline's rules: a source that fails still gets engine.close()).
         """
+        from hark.live.pipeline import run
+
         self._started = True
-        limit = None if self.max_seconds is None else round(self.max_seconds * self.sample_rate)
-        fed = 0
-        cpu_mark = (time.thread_time(), self._clock())
+        sinks: list[Any] = [_Screen(self)]
+        if self._writer is not None:
+            sinks.append(self._writer)
+        problems: list[str] = []
         try:
-            for index, source in enumerate(self.sources):
-                if self._stop.is_set():
-                    break
-                if index:
-                    with self._lock:
-                        self._audio_s_done += self.engine.time_s
-                        self.engine = self._new_engine()
-                        self._source_index = index
-                        self._version += 1
-                for block in source.blocks():
-                    arrival = self._clock()
-                    if limit is not None:
-                        block = block[: max(0, limit - fed)]
-                    fed += block.size
-                    self._feed(block, arrival)
-                    now = self._clock()
-                    if now - cpu_mark[1] >= 1.0:
-                        tt = time.thread_time()
-                        self._engine_cpu = (tt - cpu_mark[0]) / (now - cpu_mark[1])
-                        cpu_mark = (tt, now)
-                    if self._stop.is_set() or (limit is not None and fed >= limit):
-                        self._stop.set()
-                        break
-                with self._lock:
-                    closing = self.engine.close()
-                    self._version += 1
-                self._record(closing)
-        except HarkError as e:
-            self.error = str(e)
+            result = run(self.sources, self.engine, sinks, stop=self._stop, signals=False,
+                         report=problems.append, lock=self._lock, max_seconds=self.max_seconds)
+            if result.error is not None:
+                self.error = result.error
+            elif result.failed:
+                self.error = result.failed[0].removeprefix("hark: error: ")
         except Exception as e:  # noqa: BLE001 - shown on screen and in the exit summary
             self.error = f"{type(e).__name__}: {e}"
-            with self._lock:
-                closing = self.engine.close()
-            self._record(closing)
         finally:
+            self._writer = None  # closed by the pipeline
             self._finished.set()
 
-    def _feed(self, block: np.ndarray, arrival: float) -> None:
+    # ---- the sink side (called by the pipeline on the worker thread) -------------------------
+    def open_source(self, name: str, index: int) -> None:
+        """A new source: the engine was reset; count the audio so far and keep the thresholds."""
         with self._lock:
-            engine = self.engine
-            events = engine.feed(block)
-            done = self._clock()
+            if index:
+                self._audio_s_done += self._last_time_s
+                self._last_time_s = 0.0
+            for (i, label), (on, off) in self._thresholds.items():
+                self.engine.streams[i].smoother.set_threshold(label, on, off)
+            self._source_index = index
+            self._version += 1
+
+    def block_arrived(self, t: float) -> None:
+        """When the block about to be fed came out of the source (for end-to-end latency)."""
+        self._arrival = t
+
+    def feed(self, update: Update, engine: Engine) -> None:
+        """Record the block's latency and level, and keep its finished events for the screen."""
+        now = self._clock()
+        with self._lock:
+            self._last_time_s = engine.time_s
             t = engine.last_times
-            self.meter.add(done, t.vad, t.features, t.inference, t.smoothing, arrival,
+            self.meter.add(now, t.vad, t.features, t.inference, t.smoothing, self._arrival,
                            engine.time_s, self.paced)
             if engine.peak >= CLIP_LEVEL:
                 self._clip_until = engine.time_s + CLIP_HOLD_S
             self._version += 1
-        self._record(events)
-
-    def _record(self, events: Iterable[Event]) -> None:
-        """Write and flush each finished event, then keep it for the screen."""
-        for ev in events:
-            if self._writer is not None:
-                self._writer.write(ev)
-            with self._lock:
+            for ev in update.finished:
                 self.events.append(ev)
                 self._recent.append(ev)
+        if now - self._cpu_mark[1] >= 1.0:
+            tt = time.thread_time()
+            self._engine_cpu = (tt - self._cpu_mark[0]) / (now - self._cpu_mark[1])
+            self._cpu_mark = (tt, now)
 
     def stop(self) -> None:
         """Ask run() to end after the current block (safe from any thread)."""
@@ -232,7 +228,7 @@ class UISession:
 
     def close(self) -> SessionSummary:
         """After run(): close the writer and the sources; return the exit summary."""
-        if self._writer is not None:
+        if self._writer is not None:  # run() never ran
             self._writer.close()
             self._writer = None
         for source in self.sources:
@@ -291,7 +287,7 @@ class UISession:
 
     @property
     def sample_rate(self) -> int:
-        return int(self.models[0].card.sample_rate)
+        return int(self.engine.sample_rate)
 
     # ---- snapshot ----------------------------------------------------------------------------
     def snapshot(self, frozen: bool = False) -> Snapshot:
@@ -368,6 +364,24 @@ class UISession:
             self.saved.extend([events_path, png_path])
             self._version += 1
         return [events_path, png_path]
+
+
+class _Screen(BaseSink):
+    """The session as the pipeline's sink (the session's own close() ends the whole UI)."""
+
+    name = "screen"
+
+    def __init__(self, session: UISession) -> None:
+        self.session = session
+
+    def open_source(self, name: str, index: int) -> None:
+        self.session.open_source(name, index)
+
+    def block_arrived(self, t: float) -> None:
+        self.session.block_arrived(t)
+
+    def feed(self, update: Update, engine: Engine) -> None:
+        self.session.feed(update, engine)
 
 
 def _unique(path: Path) -> Path:

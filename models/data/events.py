@@ -1,12 +1,12 @@
-"""Labelled time spans: the Event record, per-frame training targets and DCASE tsv files.
+"""Labelled streams and per-frame training targets.
 
-Streams of speech and sound events both produce `Event`s; per-frame models train on the targets
-`frame_targets` derives from them, and evaluation reads/writes the DCASE tsv format.
+Streams of speech and sound events both carry hark's one `Event` (hark.live.events); per-frame
+models train on the targets `frame_targets` derives from them; the DCASE tsv files beside each
+stream are written and read by hark.live.events (`write_events_tsv`, `read_events_tsv`).
 """
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,18 +15,8 @@ from typing import Literal, overload
 import numpy as np
 import numpy.typing as npt
 
+from hark.live.events import Event, write_events_tsv
 from hark.models.data.audio import FloatArray, IntArray, write_wav
-
-DCASE_HEADER = ("onset", "offset", "event_label")
-
-
-@dataclass(frozen=True)
-class Event:
-    """One labelled span of audio, in seconds from the start of its stream."""
-
-    onset_s: float
-    offset_s: float
-    label: str
 
 
 @dataclass
@@ -45,7 +35,7 @@ class Stream:
     def write(self, wav_path: str | Path) -> tuple[Path, Path]:
         """Write the audio (16-bit wav) and a DCASE tsv with the same stem beside it."""
         wav = write_wav(wav_path, self.audio, self.sample_rate)
-        tsv = write_dcase_tsv(wav.with_suffix(".tsv"), self.events)
+        tsv = write_events_tsv(wav.with_suffix(".tsv"), self.events)
         return wav, tsv
 
 
@@ -132,32 +122,3 @@ def frame_targets(
         else:
             classes[inside] = index[event.label]
     return hot if multilabel else classes
-
-
-def write_dcase_tsv(path: str | Path, events: Iterable[Event]) -> Path:
-    """Write `onset<TAB>offset<TAB>event_label` rows (seconds, millisecond resolution)."""
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with out.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle, delimiter="\t", lineterminator="\n")
-        writer.writerow(DCASE_HEADER)
-        for event in events:
-            writer.writerow((f"{event.onset_s:.3f}", f"{event.offset_s:.3f}", event.label))
-    return out
-
-
-def read_dcase_tsv(path: str | Path) -> list[Event]:
-    """Read a DCASE tsv with an onset/offset/event_label header; other columns are ignored.
-
-    Rows without an event (empty label, as DCASE uses for files with no events) are skipped.
-    """
-    with Path(path).open(newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle, delimiter="\t")
-        missing = set(DCASE_HEADER) - set(reader.fieldnames or ())
-        if missing:
-            raise ValueError(f"{path}: tsv header lacks {sorted(missing)}")
-        return [
-            Event(float(row["onset"]), float(row["offset"]), row["event_label"])
-            for row in reader
-            if row["event_label"] and row["onset"]
-        ]

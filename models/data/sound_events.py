@@ -15,9 +15,10 @@ import numpy as np
 from scipy.signal import butter, sosfilt
 from scipy.signal.windows import tukey
 
+from hark.live.events import Event
 from hark.models.data.audio import FloatArray, active_extent, power
 from hark.models.data.augment import NOISE_COLOURS, coloured_noise
-from hark.models.data.events import Event, Stream
+from hark.models.data.events import Stream
 from hark.models.data.speech_commands import COMMAND_WORDS
 from hark.models.data.tts import Prosody, Voice, espeak_voices, synth_clip
 
@@ -198,7 +199,7 @@ def make_event_stream(
         snr_db = float(rng.uniform(*opts.snr_db_range))
         clip_gain = np.sqrt(opts.noise_rms**2 * 10.0 ** (snr_db / 10.0) / power(clip))
         audio[onset : onset + clip.size] += clip * np.float32(clip_gain)
-        events.append(Event(onset / sr, (onset + clip.size) / sr, label))
+        events.append(Event(label, onset / sr, (onset + clip.size) / sr))
     peak = float(np.max(np.abs(audio))) if audio.size else 0.0
     if peak > 0.99:  # one common scale keeps every SNR
         audio *= np.float32(0.99 / peak)

@@ -11,9 +11,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from hark.live.events import Event
 from hark.models.data.audio import FloatArray, active_extent
 from hark.models.data.augment import coloured_noise, noise_gain_for_snr
-from hark.models.data.events import Event, Stream
+from hark.models.data.events import Stream
 from hark.models.data.speech_commands import SILENCE
 
 
@@ -67,7 +68,7 @@ def make_speech_stream(
             break
         audio[cursor : cursor + piece.size] += piece
         if label != opts.silence_label:
-            events.append(Event(cursor / sr, (cursor + piece.size) / sr, label))
+            events.append(Event(label, cursor / sr, (cursor + piece.size) / sr))
             word_energy += float(np.sum(piece.astype(np.float64) ** 2))
             word_samples += piece.size
         cursor += piece.size + round(rng.uniform(*opts.gap_s) * sr)

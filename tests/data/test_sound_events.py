@@ -3,7 +3,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hark.models.data.events import read_dcase_tsv
+from hark.live.events import read_events_tsv
 from hark.models.data.sound_events import (
     EVENT_CLASSES,
     EventStreamOptions,
@@ -104,5 +104,5 @@ def test_event_set_is_written_as_wav_and_dcase_tsv(tmp_path: Path) -> None:
     for p, q in zip(paths, again, strict=True):
         assert p.read_bytes() == q.read_bytes()
         assert p.with_suffix(".tsv").read_bytes() == q.with_suffix(".tsv").read_bytes()
-        events = read_dcase_tsv(p.with_suffix(".tsv"))
+        events = read_events_tsv(p.with_suffix(".tsv"))
         assert 2 <= len(events) <= 3

@@ -3,7 +3,8 @@ from collections.abc import Sequence
 import numpy as np
 import pytest
 
-from hark.models.data.events import Event, frame_targets
+from hark.live.events import Event
+from hark.models.data.events import frame_targets
 from hark.models.data.speech_commands import SILENCE, UNKNOWN
 from hark.models.data.streams import SpeechStreamOptions, make_speech_stream
 

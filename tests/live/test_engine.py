@@ -10,6 +10,7 @@ import pytest
 
 from hark.live.card import SmoothingSpec
 from hark.live.engine import Engine, EngineOptions, offline_posteriors
+from hark.live.events import Event, OpenEvent
 from hark.live.features import compute_features
 from hark.live.model import OnnxModel
 from tests import onnx_models
@@ -104,13 +105,75 @@ def test_models_share_one_frontend(model_dir: Path, tmp_path: Path) -> None:
 def test_models_at_two_rates_on_one_stream(model_dir: Path) -> None:
     lstm = OnnxModel.load(model_dir / "lstm.onnx")  # 16 kHz
     cnn = OnnxModel.load(model_dir / "cnn.onnx")  # 8 kHz: resampled inside the engine
-    engine = Engine([lstm, cnn], EngineOptions(vad=False, record=True))
+    with pytest.raises(ValueError, match="give sample_rate"):
+        Engine([lstm, cnn])  # never silently the first model's rate
+    engine = Engine([lstm, cnn], EngineOptions(vad=False, record=True), sample_rate=16000)
     audio = _audio(2.0, 16000)
     for i in range(0, audio.size, 320):
         engine.feed(audio[i : i + 320])
     t, post = engine.recording(1)
     assert len(post) >= 9  # windows ending at 1.0 .. 1.9 s at least (resampler delay)
     assert np.isfinite(post).all()
+
+
+def test_a_stream_at_another_rate_is_resampled(model_dir: Path) -> None:
+    """48 kHz samples into a 16 kHz model: the same posteriors as soxr.resample then 16 kHz."""
+    import soxr
+
+    lstm = OnnxModel.load(model_dir / "lstm.onnx")
+    audio48 = _audio(1.0, 48000)
+    engine = Engine(lstm, EngineOptions(vad=False, record=True), sample_rate=48000)
+    for i in range(0, audio48.size, 480):
+        engine.feed(audio48[i : i + 480])
+    assert engine.time_s == pytest.approx(1.0)
+    direct = Engine(lstm, EngineOptions(vad=False, record=True))
+    direct.feed(soxr.resample(audio48, 48000, 16000).astype(np.float32))
+    n = min(len(engine.recording(0)[1]), len(direct.recording(0)[1]))
+    assert n > 80
+    np.testing.assert_allclose(engine.recording(0)[1][:n], direct.recording(0)[1][:n], atol=1e-4)
+
+
+def test_feed_scales_integer_samples_and_refuses_other_dtypes(model_dir: Path) -> None:
+    lstm = OnnxModel.load(model_dir / "lstm.onnx")
+    audio = _audio(0.5, 16000)
+    pcm = np.round(audio * 32767).astype(np.int16)
+    as_float = Engine(lstm, EngineOptions(vad=False, record=True))
+    as_float.feed(pcm.astype(np.float64) / 32768.0)
+    as_int = Engine(lstm, EngineOptions(vad=False, record=True))
+    as_int.feed(pcm)
+    np.testing.assert_allclose(as_int.recording(0)[1], as_float.recording(0)[1], atol=1e-6)
+    as_i32 = Engine(lstm, EngineOptions(vad=False, record=True))
+    as_i32.feed(pcm.astype(np.int32) << 16)
+    np.testing.assert_allclose(as_i32.recording(0)[1], as_float.recording(0)[1], atol=1e-6)
+    for bad in (pcm.astype(np.uint8), np.zeros((100, 2), np.float32), audio.astype(complex)):
+        with pytest.raises(ValueError, match="samples|mono"):
+            as_int.feed(bad)
+
+
+def test_update_reports_opened_events_scores_and_a_bounded_history(tmp_path: Path) -> None:
+    model = OnnxModel.load(onnx_models.band_energy_model(tmp_path, (-5.0, -5.0)))
+    engine = Engine(model, EngineOptions(vad=False, event_history=2))
+    t = np.arange(16000 * 4) / 16000
+    tone = (0.5 * np.sin(2 * np.pi * 300 * t) * ((t % 1.0) < 0.5)).astype(np.float32)
+    opened: list[OpenEvent] = []
+    finished: list[Event] = []
+    scored = 0
+    for i in range(0, tone.size, 160):
+        up = engine.feed(tone[i : i + 160])
+        opened.extend(up.opened)
+        finished.extend(up.finished)
+        if up.scores[model.name]:
+            scored += 1
+            assert set(up.scores[model.name]) == set(model.card.labels)
+        for ev in up.opened:
+            assert ev in up.active and ev.label == "low"
+    finished.extend(engine.close())
+    assert [e.label for e in finished] == ["low"] * 4
+    assert [round(e.onset_s, 1) for e in opened] == [round(e.onset_s, 1) for e in finished]
+    assert scored > 300
+    assert list(engine.events) == finished[-2:]  # the history keeps the latest two
+    engine.reset()
+    assert engine.time_s == 0.0 and not engine.feed(tone[:1600]).finished
 
 
 def test_nonfinite_samples_are_replaced_and_counted(model_dir: Path) -> None:
@@ -147,7 +210,7 @@ def test_events_match_known_segments(tmp_path: Path) -> None:
     hop = 0.01
     for chunk in (160, 1000, 7):
         engine = Engine([model])
-        events = []
+        events: list[Event] = []
         for i in range(0, audio.size, chunk):
             events += engine.feed(audio[i : i + chunk])
         events += engine.close()
@@ -171,7 +234,7 @@ def test_hysteresis_holds_a_flickering_detector(tmp_path: Path) -> None:
                            min_on_ms=50, min_off_ms=200)
     model = OnnxModel.load(onnx_models.band_energy_model(tmp_path, thr, smoothing=smooth))
     engine = Engine([model], EngineOptions(record=True))
-    events = engine.feed(sig) + engine.close()
+    events = [*engine.feed(sig), *engine.close()]
     post = engine.recording(0)[1][:, 0]
     raw_flips = int(np.sum(np.diff((post >= 0.5).astype(int)) != 0))
     low = [e for e in events if e.label == "low"]

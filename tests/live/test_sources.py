@@ -657,3 +657,27 @@ def test_mic_bad_options(fake_pa: FakePortAudio) -> None:
     for kwargs in ({"block_ms": 0}, {"queue_blocks": 0}, {"max_seconds": 0}):
         with pytest.raises(ValueError):
             MicSource(16000, **kwargs)
+
+
+def test_mic_overrun_is_filled_with_silence_and_reported(fake_pa: FakePortAudio) -> None:
+    """PortAudio flags an overflow after 3 s without callbacks: 3 s of silence keep the clock."""
+    from types import SimpleNamespace
+
+    fake_pa.rates = (16000,)
+    fake_pa.signal = np.zeros(0, np.float32)  # the fake device delivers nothing by itself
+    mic = MicSource(16000)
+    mic.start()
+    fake_pa.stream._thread.join(timeout=5)
+    block = np.full((160, 1), 0.25, np.float32)
+    for k in range(10):  # 100 ms of audio captured at ADC time 1.00 .. 1.09 s
+        mic._callback(block, 160, SimpleNamespace(inputBufferAdcTime=1.0 + k / 100), _Flags())
+    mic._callback(block, 160, SimpleNamespace(inputBufferAdcTime=4.10), _Flags(overflow=True))
+    got = []
+    with pytest.raises(DeviceError):
+        for b in mic.blocks():
+            got.append(b)
+    mic.close()
+    y = np.concatenate(got)
+    assert mic.stats.gaps == [(pytest.approx(0.1), pytest.approx(3.0))]
+    assert y.size == 1600 + 48000 + 160
+    assert (y[:1600] == 0.25).all() and (y[1600:49600] == 0).all() and (y[49600:] == 0.25).all()

@@ -278,10 +278,15 @@ def test_redraws_are_capped_and_audio_never_waits_for_the_ui(
         app = HarkApp(session, exit_when_done=True)
         async with app.run_test(size=(80, 24)) as pilot:
             t0 = asyncio.get_running_loop().time()
+            await wait_until(pilot, lambda: app.redraws >= 1 or session.finished,
+                             "a redraw", timeout_s=20)
+            during = app.redraws  # counted before the replay ended: it redrew while audio came in
             await wait_until(pilot, lambda: session.finished, "the paced replay", timeout_s=20)
             elapsed = asyncio.get_running_loop().time() - t0
+            # the cap is the claim; how many redraws a starved event loop manages is the machine's
+            # (a loaded 2-core box gave 4 in 2 s, where an idle one gives ~40)
             assert app.redraws <= 20 * elapsed + 3
-            assert app.redraws >= 5  # it did redraw while audio came in
+            assert during >= 1
         return app
 
     app = asyncio.run(body())
@@ -345,12 +350,14 @@ def test_many_classes_scroll_and_the_selected_class_stays_in_view(
 def test_a_busy_ui_never_makes_the_source_drop_blocks(
     bands: OnnxModel, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The worker drains the source's queue: a UI thread that spins 300 ms per redraw (longer
-    than the 200 ms the queue holds) costs redraws, not audio."""
+    """The worker drains the source's queue: a UI thread that spins 600 ms per redraw (longer
+    than the 500 ms the queue holds) costs redraws, not audio. The queue is long enough that
+    the scheduler of a loaded 2-core machine (which can leave a thread waiting for 200 ms)
+    does not drop blocks on its own; a worker that waited for the UI would."""
     from hark.live.ui.widgets.status import StatusBar
     from tests.ui.fixtures import FREQS, PacedQueueSource, tones
 
-    source = PacedQueueSource(tones([(FREQS["low"], 0.5, 1.3)], 2.0), queue_blocks=10)
+    source = PacedQueueSource(tones([(FREQS["low"], 0.5, 1.3)], 2.0), queue_blocks=25)
     session = UISession([bands], [source], kind="mic", paced=True)
     original = StatusBar.render
     slow_calls = []
@@ -358,7 +365,7 @@ def test_a_busy_ui_never_makes_the_source_drop_blocks(
     def slow_render(self: StatusBar):
         slow_calls.append(1)
         t0 = time.perf_counter()
-        while time.perf_counter() - t0 < 0.3:  # busy, holding the GIL as much as Python lets it
+        while time.perf_counter() - t0 < 0.6:  # busy, holding the GIL as much as Python lets it
             pass
         return original(self)
 
@@ -371,7 +378,7 @@ def test_a_busy_ui_never_makes_the_source_drop_blocks(
                              timeout_s=30)
 
     asyncio.run(body())
-    assert len(slow_calls) >= 4  # the UI thread was busy for most of the 2 s
+    assert len(slow_calls) >= 2  # the UI thread was busy for most of the 2 s
     assert source.stats.dropped_blocks == 0
     assert source.stats.blocks == 100  # 2 s of 20 ms blocks, every one fed to the engine
     assert session.engine.time_s == pytest.approx(2.0)

@@ -132,3 +132,29 @@ def test_sigterm_closes_the_open_event_writes_it_and_exits_143(
     rows = out.read_text().splitlines()
     assert rows[0] == "onset,offset,event_label,peak,mean,model"
     assert [r.split(",")[2] for r in rows[1:]] == ["low", "high"]
+
+
+@pytest.mark.slow
+def test_terminal_closing_sighup_closes_the_open_event_and_writes_it(
+    tmp_path: Path, tmux_runs: list[Tmux]
+) -> None:
+    """The terminal goes away under the UI (tmux killed: SIGHUP): --out gets the open event."""
+    import psutil
+
+    wav = write_tones(tmp_path / "tones.wav")
+    model = band_model(tmp_path)
+    out = tmp_path / "ev.csv"
+    import os
+
+    env = {"PYTHONPATH": os.environ["PYTHONPATH"]} if "PYTHONPATH" in os.environ else None
+    term = Tmux([sys.executable, "-m", "hark.cli", "replay", str(wav), "--model", str(model),
+                 "--realtime", "--format", "csv", "--out", str(out)], 80, 24, env=env)
+    tmux_runs.append(term)
+    term.wait_for(r"high 0\.9\d since 1\.80s", timeout_s=30)  # the second event is open
+    hark = next(p for p in psutil.Process(term.pane_pid()).children(recursive=True)
+                if "replay" in p.cmdline())
+    term.kill()  # the pty closes: the kernel sends SIGHUP
+    hark.wait(timeout=20)
+    rows = out.read_text().splitlines()
+    assert rows[0] == "onset,offset,event_label,peak,mean,model"
+    assert [r.split(",")[2] for r in rows[1:]] == ["low", "high"]

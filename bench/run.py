@@ -134,7 +134,8 @@ def _model_result(model: Any, samples: np.ndarray, args: argparse.Namespace, eff
 
 def _capacity(models: list[Any], args: argparse.Namespace, effort: Effort, options: Any
               ) -> dict[str, Any]:
-    from hark.bench import batched, capacity
+    from hark.bench import capacity
+    from hark.live import batched
 
     spec = str(args.streams).strip().lower()
     if spec != "max" and not (spec.isdigit() and int(spec) > 0):

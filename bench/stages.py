@@ -53,7 +53,7 @@ def warm_up(models: Sequence[Any], options: Any) -> None:
 
     longest = max(float(m.card.window_s or 0.0) for m in models) + 0.3
     rate = models[0].card.sample_rate
-    engine = Engine(list(models), options)
+    engine = Engine(list(models), options, sample_rate=models[0].card.sample_rate)
     engine.feed(synth(longest, rate, seed=99))
 
 
@@ -61,7 +61,7 @@ def replay(models: Sequence[Any], audio: np.ndarray, block: int, options: Any) -
     """Feed `audio` to a fresh Engine(models) in blocks of `block` samples; time every feed."""
     from hark.live.engine import Engine
 
-    engine = Engine(list(models), options)
+    engine = Engine(list(models), options, sample_rate=models[0].card.sample_rate)
     streams = engine.streams
     n_hops = -(-audio.size // block)
     times = np.zeros((n_hops, len(COLUMNS)))

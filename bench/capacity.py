@@ -10,7 +10,7 @@ fails any n); CPU time is what one core must give per hop, which on a dedicated 
 time. `clock="wall"` judges wall time instead; both are always reported.
 
 unbatched: n live Engines (exactly the `hark mic` path, one per stream) fed one after the other.
-batched: hark.bench.batched.BatchedFrameStreams: one onnxruntime call per hop for all streams.
+batched: hark.live.batched.BatchedEngine: one onnxruntime call per hop for all streams.
 
 The process is pinned to the least busy CPU and BLAS/OpenMP pools are limited to one thread
 (threadpoolctl) for the duration, with onnxruntime at one intra-op thread: "one core" is literal.
@@ -197,13 +197,14 @@ def measure_unbatched(model: Any, n: int, audio: np.ndarray, block: int, hops: i
 
 def measure_batched(model: Any, n: int, audio: np.ndarray, block: int, hops: int,
                     options: Any, session: Any = None, clock: str = "cpu") -> Trial:
-    """N streams in one BatchedFrameStreams: one onnxruntime call per hop."""
-    from hark.bench.batched import BatchedFrameStreams
+    """N streams in one BatchedEngine (hark.live): one onnxruntime call per hop."""
+    from hark.live.batched import BatchedEngine
 
     t_start = time.perf_counter()
-    streams = BatchedFrameStreams(model, n, options, session=session)
+    streams = BatchedEngine(model, options, session=session)
+    ids = [streams.add_stream() for _ in range(n)]
     for x in stream_blocks(audio, n, block, WARMUP_HOPS):
-        streams.feed(x)
+        streams.feed_all(dict(zip(ids, x, strict=True)))
     per_hop = np.zeros(hops)
     per_cpu = np.zeros(hops)
     stages = np.zeros((hops, 4))
@@ -211,7 +212,7 @@ def measure_batched(model: Any, n: int, audio: np.ndarray, block: int, hops: int
     for h, x in enumerate(stream_blocks(audio, n, block, hops, WARMUP_HOPS)):
         c0 = cpu()
         t0 = perf()
-        streams.feed(x)
+        streams.feed_all(dict(zip(ids, x, strict=True)))
         per_hop[h] = perf() - t0
         per_cpu[h] = cpu() - c0
         stages[h] = streams.last_times

@@ -1,0 +1,299 @@
+"""Many streams of one frame model, one onnxruntime call per hop for all of them (hark serve).
+
+Serving N microphones from one process, onnxruntime's per-call overhead (~15-20 us) dominates a
+small LSTM step, so the streams whose frames are due are stacked on the batch axis, (B, 1, bins),
+their states on the state's batch axis ((directions, batch, hidden) -> axis 1; a Keras-style
+(batch, hidden) -> axis 0), and run in one session.run. Everything else is each stream's own and
+has the live Engine's semantics: its frontend (Frontend.push), its VAD gate (VadGate), state reset
+after reset_after_ms of closed gate, zero posteriors while the gate is shut, its Smoother. Streams
+come and go (add_stream / remove_stream) and are fed independently (feed); process() runs every
+frame that has arrived. tests/live/test_batched.py holds it equal to one Engine per stream.
+
+The batch axis must be dynamic in the graph (`hark export` declares it so): check_batch says why
+not; relaxed_session declares it dynamic in memory, to be used only after verify_batching.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from hark.live.engine import EngineOptions
+from hark.live.events import Event
+from hark.live.features import Frontend, normalize
+from hark.live.model import OnnxModel, check_finite
+from hark.live.smoothing import Smoother
+from hark.live.vad import VadGate, VadOptions
+
+
+@dataclass(frozen=True)
+class BatchCheck:
+    """Whether a model can be run with several streams in one call, and why not."""
+
+    ok: bool
+    reason: str
+
+
+def state_batch_axis(shape: tuple[int, ...]) -> int:
+    """ONNX LSTM/GRU state (directions, batch, hidden): axis 1; a rank-2 (batch, hidden): axis 0."""
+    return 1 if len(shape) == 3 else 0
+
+
+def check_batch(model: OnnxModel) -> BatchCheck:
+    """Whether every batch axis is dynamic in the graph's declared input shapes."""
+    card = model.card
+    if not card.streaming:
+        return BatchCheck(False, "the batched engine runs frame (recurrent) models only")
+    declared = {i.name: i.shape for i in model.session.get_inputs()}
+    fixed = []
+    inp = card.inputs[0].name
+    if isinstance(declared[inp][0], int):
+        fixed.append(f"{inp}[0]={declared[inp][0]}")
+    for st in card.state:
+        ax = state_batch_axis(st.shape)
+        dim = declared[st.input][ax]
+        if isinstance(dim, int):
+            fixed.append(f"{st.input}[{ax}]={dim}")
+    if fixed:
+        return BatchCheck(False, "the ONNX graph fixes the batch axis at 1 (" + ", ".join(fixed)
+                          + "): batched runs are not possible without re-export")
+    return BatchCheck(True, "batch axis dynamic in the ONNX graph")
+
+
+def relaxed_session(model: OnnxModel, threads: int = 1) -> Any:
+    """A session on the same graph with every batch axis declared dynamic (in memory only)."""
+    import onnx
+    import onnxruntime as ort
+
+    card = model.card
+    m = onnx.load(str(model.path))
+    axes = {card.inputs[0].name: 0, model.output: 0}
+    for st in card.state:
+        axes[st.input] = axes[st.output] = state_batch_axis(st.shape)
+    for vi in [*m.graph.input, *m.graph.output]:
+        if vi.name in axes:
+            dim = vi.type.tensor_type.shape.dim[axes[vi.name]]
+            dim.Clear()
+            dim.dim_param = "batch"
+    del m.graph.value_info[:]  # inferred shapes may still say 1
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.log_severity_level = 3
+    return ort.InferenceSession(m.SerializeToString(), sess_options=so,
+                                providers=["CPUExecutionProvider"])
+
+
+def verify_batching(model: OnnxModel, session: Any, n: int = 3, steps: int = 4,
+                    tol: float = 1e-5) -> float:
+    """Max |batched - one by one| over `steps` frames of n random streams (raises above tol)."""
+    card = model.card
+    rng = np.random.default_rng(7)
+    bins = card.frontends[card.inputs[0].frontend].n_bins(card.sample_rate)
+    rank4 = len(card.inputs[0].shape) == 4
+    outs = [model.output, *(s.output for s in card.state)]
+    single = [{s.input: np.zeros(s.shape, np.float32) for s in card.state} for _ in range(n)]
+    batch = {s.input: np.repeat(np.zeros(s.shape, np.float32), n, axis=state_batch_axis(s.shape))
+             for s in card.state}
+    worst = 0.0
+    for _ in range(steps):
+        x = rng.standard_normal((n, 1, bins)).astype(np.float32)
+        xs = x[..., None] if rank4 else x
+        res = session.run(outs, {card.inputs[0].name: xs, **batch})
+        for spec, val in zip(card.state, res[1:], strict=True):
+            batch[spec.input] = val
+        got = np.asarray(res[0]).reshape(n, -1)
+        for i in range(n):
+            r = model.session.run(outs, {card.inputs[0].name: xs[i : i + 1], **single[i]})
+            for spec, val in zip(card.state, r[1:], strict=True):
+                single[i][spec.input] = val
+            worst = max(worst, float(np.abs(np.asarray(r[0]).reshape(-1) - got[i]).max()))
+    if worst > tol:
+        raise ValueError(f"batched results differ from single-stream ones by {worst:.2e}")
+    return worst
+
+
+class _Stream:
+    """One stream's own parts: frontend, gate, smoother, state, frames not yet run."""
+
+    def __init__(self, engine: BatchedEngine) -> None:
+        card = engine.card
+        self.frontend = Frontend(engine.spec, card.sample_rate)
+        self.gate = VadGate(card.sample_rate, engine.vad_options) if engine.vad_options else None
+        self.smoother = Smoother(card.labels, card.smoothing, card.decision_hop_s(),
+                                 task=card.task, ignore_labels=card.ignore_labels,
+                                 history=engine.options.history, model=card.name)
+        self.state = [np.zeros(s.shape, np.float32) for s in card.state]
+        self.frames = np.zeros((0, self.frontend.n_bins), np.float32)  # arrived, not yet run
+        self.first = 0  # frame index of frames[0]
+        self.is_open = np.zeros(0, bool)  # the gate at each of those frames
+        self.off_frames = 0
+        self.samples = 0  # fed so far: the stream's clock
+        self.recorded: list[np.ndarray] = []
+
+
+class BatchedEngine:
+    """Streams of one frame model: feed each as its audio arrives, process() runs them batched.
+
+    >>> bank = BatchedEngine(model); a, b = bank.add_stream(), bank.add_stream()
+    >>> bank.feed(a, block_a); bank.feed(b, block_b); events = bank.process()  # {a: [...], ...}
+    """
+
+    def __init__(self, model: OnnxModel, options: EngineOptions | None = None,
+                 session: Any = None) -> None:
+        card = model.card
+        if not card.streaming:
+            raise ValueError("the batched engine runs frame (recurrent) models only")
+        self.model, self.card = model, card
+        self.options = options or EngineOptions()
+        self.session = session or model.session
+        inp = card.inputs[0]
+        self.input_name = inp.name
+        self.spec = card.frontends[inp.frontend]
+        self._norm = card.normalization.get(inp.frontend)
+        self._rank4 = len(inp.shape) == 4
+        use_vad = card.vad.enabled if self.options.vad is None else self.options.vad
+        self.vad_options: VadOptions | None = None
+        if use_vad:
+            vopts = VadOptions.from_spec(card.vad)
+            if self.options.vad_mode is not None:
+                vopts = VadOptions(self.options.vad_mode, vopts.frame_ms, vopts.hangover_ms)
+            self.vad_options = vopts
+        hop_s = card.decision_hop_s()
+        self.reset_frames = (int(np.ceil(card.vad.reset_after_ms / 1000.0 / hop_s))
+                             if self.options.reset_after_silence else None)
+        self._axes = [state_batch_axis(s.shape) for s in card.state]
+        self._outputs = [model.output, *(s.output for s in card.state)]
+        self.n_classes = len(card.labels)
+        self._streams: dict[int, _Stream] = {}
+        self._ids = itertools.count()
+        self.calls = 0
+        self.last_times = np.zeros(4)  # vad, features, inference, smoothing (seconds)
+
+    # ---- streams -------------------------------------------------------------------------
+    @property
+    def streams(self) -> list[int]:
+        return list(self._streams)
+
+    def add_stream(self) -> int:
+        """A new stream with fresh state; returns its id."""
+        sid = next(self._ids)
+        self._streams[sid] = _Stream(self)
+        return sid
+
+    def remove_stream(self, sid: int) -> list[Event]:
+        """End a stream: run what it has, close its open events and return them with the rest."""
+        events = self.process().get(sid, [])
+        stream = self._streams.pop(sid)
+        return events + stream.smoother.close(stream.samples / self.card.sample_rate)
+
+    def reset_stream(self, sid: int) -> None:
+        """Forget a stream's recurrent state and filters (its open events carry on)."""
+        stream = self._streams[sid]
+        stream.state = [np.zeros(s.shape, np.float32) for s in self.card.state]
+        stream.smoother.reset_filters()
+
+    # ---- audio ---------------------------------------------------------------------------
+    def feed(self, sid: int, samples: np.ndarray) -> None:
+        """Queue mono float samples of one stream (at the model's rate); process() runs them."""
+        stream = self._streams[sid]
+        x = np.asarray(samples, dtype=np.float32).reshape(-1)
+        stream.samples += x.size
+        t0 = time.perf_counter()
+        if stream.gate is not None:
+            stream.gate.push(x)
+        t1 = time.perf_counter()
+        first = stream.frontend.frames_out
+        frames = stream.frontend.push(x)
+        self.last_times[0] += t1 - t0
+        self.last_times[1] += time.perf_counter() - t1
+        if not len(frames):
+            return
+        fe = stream.frontend
+        if stream.gate is not None:
+            gate = stream.gate
+            is_open = np.fromiter((gate.is_open_at((first + i) * fe.hop + fe.window)
+                                   for i in range(len(frames))), bool, len(frames))
+        else:
+            is_open = np.ones(len(frames), bool)
+        if not len(stream.frames):
+            stream.first = first
+        stream.frames = np.concatenate((stream.frames, frames)) if len(stream.frames) else frames
+        stream.is_open = np.concatenate((stream.is_open, is_open))
+
+    def feed_all(self, blocks: Mapping[int, np.ndarray]) -> dict[int, list[Event]]:
+        """Feed one block to each of several streams, then process: each stream's new events."""
+        self.last_times = np.zeros(4)
+        for sid, block in blocks.items():
+            self.feed(sid, block)
+        return self.process(reset_times=False)
+
+    def process(self, reset_times: bool = True) -> dict[int, list[Event]]:
+        """Run every queued frame, one session call per frame position across the streams."""
+        if reset_times:
+            self.last_times[2:] = 0.0
+        t0 = time.perf_counter()
+        due = {sid: s for sid, s in self._streams.items() if len(s.frames)}
+        posts = {sid: np.zeros((len(s.frames), self.n_classes), np.float32)
+                 for sid, s in due.items()}
+        depth = max((len(s.frames) for s in due.values()), default=0)
+        for j in range(depth):
+            batch: list[tuple[int, _Stream]] = []
+            for sid, s in due.items():
+                if j >= len(s.frames):
+                    continue
+                if not s.is_open[j]:
+                    s.off_frames += 1
+                    continue
+                if self.reset_frames is not None and s.off_frames >= self.reset_frames:
+                    s.state = [np.zeros(st.shape, np.float32) for st in self.card.state]
+                s.off_frames = 0
+                batch.append((sid, s))
+            if batch:
+                out = self._run(batch, j)
+                for k, (sid, _) in enumerate(batch):
+                    posts[sid][j] = out[k]
+        t1 = time.perf_counter()
+        events: dict[int, list[Event]] = {}
+        rate = self.card.sample_rate
+        for sid, s in due.items():
+            fe = s.frontend
+            t_first = (s.first * fe.hop + fe.window / 2) / rate
+            events[sid] = s.smoother.update(posts[sid], t_first)
+            if self.options.record:
+                s.recorded.append(posts[sid])
+            s.first += len(s.frames)
+            s.frames = s.frames[:0]
+            s.is_open = s.is_open[:0]
+        self.last_times[2] += t1 - t0
+        self.last_times[3] += time.perf_counter() - t1
+        return events
+
+    def _run(self, batch: list[tuple[int, _Stream]], j: int) -> np.ndarray:
+        """One session.run for frame j of each stream in `batch`; their states updated."""
+        x = np.stack([s.frames[j] for _, s in batch])
+        x = normalize(x, self._norm).astype(np.float32, copy=False)[:, None, :]
+        if self._rank4:
+            x = x[..., None]
+        feeds = {self.input_name: x}
+        for i, (spec, ax) in enumerate(zip(self.card.state, self._axes, strict=True)):
+            feeds[spec.input] = np.concatenate([s.state[i] for _, s in batch], axis=ax)
+        out = self.session.run(self._outputs, feeds)
+        self.calls += 1
+        for i, ax in enumerate(self._axes):
+            parts = np.split(np.asarray(out[i + 1]), len(batch), axis=ax)
+            for (_, s), part in zip(batch, parts, strict=True):
+                s.state[i] = part
+        post = np.asarray(out[0], np.float32).reshape(len(batch), -1)[:, -self.n_classes :]
+        check_finite(post, self.card.name)
+        return post
+
+    def recording(self, sid: int) -> np.ndarray:
+        """Raw posteriors of a stream (EngineOptions(record=True))."""
+        rows = self._streams[sid].recorded
+        return np.concatenate(rows) if rows else np.zeros((0, self.n_classes), np.float32)

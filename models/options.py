@@ -1,0 +1,63 @@
+"""The options of `hark train`, in a module light enough for the CLI to import at start-up.
+
+Each field's metadata["help"] is its `hark train --help` text (hark.live.cli_options generates
+the options from these fields: name, type, default and help written once, here).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+def _h(default: Any, text: str) -> Any:
+    return field(default=default, metadata={"help": text})
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """What `hark train` was asked for (see `hark train --help`)."""
+
+    arch: str
+    out: Path
+    task: str = "commands"
+    data: Path | None = None
+    synth: int | None = None
+    epochs: int = _h(30, "maximum epochs (default 30)")
+    seed: int = _h(0, "seed of data, weights and order (default 0)")
+    name: str | None = None
+    batch_size: int = 32
+    patience: int = _h(5, "early-stopping patience in epochs (default 5)")
+    learning_rate: float = _h(1e-3, "initial Adam learning rate (default 0.001)")
+    threads: int = _h(2, "TensorFlow intra-op threads (default 2)")
+    seq_frames: int = _h(500, "rnn: frames per training crop (default 500)")
+    target_delay_ms: float = _h(50.0, "rnn commands: word targets start/end this much after "
+                                "the word (default 50)")
+    target_tail_ms: float = _h(100.0, "rnn commands: word targets last this much longer after "
+                               "the word (default 100)")
+    onset_crops: float = _h(0.5, "rnn commands: fraction of training crops that start at a "
+                            "word onset (default 0.5)")
+    spec_augment: bool = _h(True, "rnn: no level jitter / frequency masks on the training crops")
+    freq_warp: float = _h(0.0, "rnn: stretch each crop's mel axis by a factor in [1-W, 1+W] "
+                          "(e.g. 0.1; default 0: off)")
+    tilt_db: float = _h(0.0, "rnn: a random smooth EQ of up to +-DB across the bands per crop "
+                        "(default 0: off)")
+    streams_per_epoch: int | None = None
+    val_streams: int = 24
+    tune_streams: int = _h(48, "validation word streams (30 s) that pick the card's VAD and "
+                           "smoothing; half as many negatives (default 48)")
+    test_streams: int = 20
+    test_stream_s: float = 60.0
+    tune: bool = _h(True, "keep the default smoothing (no validation streams, no stream test)")
+    overrides: dict[str, Any] = field(default_factory=dict)
+    verbose: int | None = None
+
+    @property
+    def model_name(self) -> str:
+        """NAME of OUT/NAME.onnx: commands / sounds / commands-cnn / commands-ARCH."""
+        if self.name:
+            return self.name
+        if self.arch == "rnn":
+            return self.task
+        return "commands-cnn" if self.arch == "cnn" else f"commands-{self.arch}"
