@@ -14,6 +14,7 @@ from hark.export.errors import (
     LayerError,
     ModelFileError,
     ParityError,
+    ReferenceMismatchError,
     ToolchainError,
 )
 from hark.export.presets import PRESETS, Preset
@@ -27,6 +28,7 @@ __all__ = [
     "ModelFileError",
     "ParityError",
     "Preset",
+    "ReferenceMismatchError",
     "ToolchainError",
     "convert",
 ]

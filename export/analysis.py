@@ -14,6 +14,7 @@ from typing import Any
 from hark.export.errors import ExportError, LayerError
 
 RNN_CLASSES = ("LSTM", "GRU", "SimpleRNN")
+KAPRE_NAMES = ("STFT", "Magnitude", "ApplyFilterbank", "MagnitudeToDecibel")
 
 # Layers that act on each frame on its own (the last axis), at inference time.
 _PER_FRAME = frozenset(
@@ -32,7 +33,11 @@ _LAST_AXIS = frozenset(
 
 @dataclass(frozen=True)
 class KerasInput:
-    """One Keras model input: its name, shape (no batch axis) and role."""
+    """One Keras model input: its name, shape (no batch axis) and role.
+
+    role is "frames" for a sequence fed as it arrives, "window" for any fixed shape until the
+    frontend is known (export.layout then reads it), and "raw" once a raw frontend feeds it.
+    """
 
     name: str
     shape: tuple[int | None, ...]
@@ -40,12 +45,12 @@ class KerasInput:
 
     @property
     def bins(self) -> int | None:
-        """Feature width for frames/window inputs."""
-        return None if self.role == "raw" else self.shape[1]
+        """Feature width of a frames input."""
+        return self.shape[-1] if self.role == "frames" else None
 
     @property
     def length(self) -> int | None:
-        """Frames (window) or samples (raw); None for a variable time axis."""
+        """Frames (frames role) or samples (raw); None for a variable time axis."""
         return self.shape[0]
 
     def describe(self) -> str:
@@ -69,36 +74,36 @@ def walk_layers(model: Any) -> Iterator[Any]:
             yield layer
 
 
-def input_role(shape: tuple[int | None, ...], name: str) -> str:
-    """Role of an input: frames (None|1, F); window (T, F), (T, F, 1); raw (N,), (N, 1)."""
+def input_role(shape: tuple[int | None, ...], name: str, out_rank: int = 2) -> str:
+    """Frames for (None, F), or (1, F) when the model outputs (batch, T, classes); else window.
+
+    A fixed shape is read against its frontend later (export.layout): raw samples, frames x
+    bins, bins x frames, flattened, pooled.
+    """
     where = f"Keras input {name!r} with shape {tuple(shape)}"
-    if len(shape) == 1:
-        if shape[0] is None:
-            raise ExportError(f"{where}: a raw-sample input needs a fixed length")
-        return "raw"
-    if len(shape) == 2:
-        if shape[1] == 1 and shape[0] not in (None, 1):
-            return "raw"
+    if len(shape) == 2 and shape[0] is None:
         if shape[1] is None:
             raise ExportError(f"{where}: the feature axis must have a fixed size")
-        return "frames" if shape[0] in (None, 1) else "window"
-    if len(shape) == 3 and shape[2] == 1:
-        if shape[0] is None or shape[1] is None:
-            raise ExportError(
-                f"{where}: a (frames, bins, 1) input needs a fixed number of frames and bins"
-            )
-        return "window"
-    raise ExportError(
-        f"{where}: hark feeds (frames, bins), (frames, bins, 1), (samples,) or (samples, 1)"
-    )
+        return "frames"
+    if len(shape) == 2 and shape[0] == 1 and out_rank == 3:
+        return "frames"
+    if any(d is None for d in shape):
+        raise ExportError(
+            f"{where}: only a (None, bins) sequence input may have a variable axis; a window "
+            "input needs a fixed shape"
+        )
+    if not 1 <= len(shape) <= 3:
+        raise ExportError(f"{where}: hark feeds inputs of rank 1 to 3 (no batch axis)")
+    return "window"
 
 
 def model_inputs(model: Any) -> list[KerasInput]:
+    out_rank = len(model.outputs[0].shape) if len(model.outputs) == 1 else 2
     out = []
     for t in model.inputs:
         name = t._keras_history[0].name
         shape = tuple(None if d is None else int(d) for d in tuple(t.shape)[1:])
-        out.append(KerasInput(name, shape, input_role(shape, name)))
+        out.append(KerasInput(name, shape, input_role(shape, name, out_rank)))
     return out
 
 
@@ -231,3 +236,60 @@ def _why_not_causal(layer: Any, kind: str) -> str | None:
     if "Attention" in kind:
         return "attention looks at the whole sequence"
     return "it is not known to work on each frame on its own"
+
+
+def _consumers(model: Any) -> dict[str, list[tuple[str, str]]]:
+    """Layer name -> [(consumer name, consumer class)], from the model config (both Kerases)."""
+    import json
+
+    cfg = model.get_config()
+    layers = cfg.get("layers", [])
+    out: dict[str, list[tuple[str, str]]] = {}
+    if not any("inbound_nodes" in lc for lc in layers):  # Sequential: a chain
+        names = [(lc.get("config", {}).get("name", ""), lc.get("class_name", "")) for lc in layers]
+        for (a, _), b in zip(names, names[1:], strict=False):
+            out.setdefault(a, []).append(b)
+        return out
+    for lc in layers:
+        inbound = json.dumps(lc.get("inbound_nodes", []))
+        me = (lc.get("name") or lc.get("config", {}).get("name", ""), lc.get("class_name", ""))
+        for other in layers:
+            name = other.get("name") or other.get("config", {}).get("name", "")
+            if name and f'"{name}"' in inbound:
+                out.setdefault(name, []).append(me)
+    return out
+
+
+def frontend_layers(model: Any) -> list[str]:
+    """The kapre layers inside the model (the frontend is in the graph), checked for use hark knows.
+
+    hark's stand-in STFT carries (real, imaginary) on an extra axis that only Magnitude reads.
+    """
+    found = [layer for layer in walk_layers(model) if layer_kind(layer) in KAPRE_NAMES]
+    if not found:
+        return []
+    consumers = _consumers(model)
+    out = []
+    for layer in found:
+        if layer_kind(layer) == "STFT":
+            bad = [(n, k) for n, k in consumers.get(layer.name, []) if k != "Magnitude"]
+            if bad:
+                raise LayerError(
+                    f"layer {bad[0][0]!r} ({bad[0][1]}) reads the complex output of kapre STFT "
+                    f"{layer.name!r}: hark's kapre layers support STFT -> Magnitude only (ONNX "
+                    "has no complex tensors)"
+                )
+            cfg = layer.get_config()
+            out.append(f"kapre STFT(n_fft {cfg['n_fft']}, win {cfg['win_length']}, hop "
+                       f"{cfg['hop_length']}, pad_end {cfg['pad_end']})")
+        elif layer_kind(layer) == "ApplyFilterbank":
+            kw = layer.get_config()["filterbank_kwargs"]
+            out.append(f"kapre ApplyFilterbank(mel {kw.get('n_mels')}, htk {kw.get('htk')}, "
+                       f"norm {kw.get('norm')})")
+        elif layer_kind(layer) == "MagnitudeToDecibel":
+            cfg = layer.get_config()
+            out.append(f"kapre MagnitudeToDecibel(amin {cfg['amin']}, dynamic_range "
+                       f"{cfg['dynamic_range']})")
+        else:
+            out.append(f"kapre {layer_kind(layer)}")
+    return out

@@ -55,6 +55,9 @@ def register(subparsers: Any) -> None:
                    help="class labels, one per line, in output order (or a,b,c)")
     p.add_argument("--name", help="model name: writes NAME.onnx and NAME.json (default: file stem)")
     p.add_argument("--out", default=".", metavar="DIR", help="output directory (default: .)")
+    p.add_argument("--custom-objects", metavar="FILE.py",
+                   help="a Python file defining custom_objects = {name: object} (custom "
+                   "activations or layers the model was saved with); kapre layers are built in")
 
     fe = p.add_argument_group("frontend (what feeds the model)")
     fe.add_argument("--preset", choices=sorted(PRESETS), help="a named frontend (see below)")
@@ -78,9 +81,28 @@ def register(subparsers: Any) -> None:
     fe.add_argument("--normalization", action="append", default=[], metavar="[FRONTEND=]FILE",
                     help="per-bin mean/std: .npz (arrays mean, std) or .json")
 
+    lay = p.add_argument_group(
+        "input layout (inferred from the Keras input shape when only one reading fits)")
+    lay.add_argument("--layout", choices=("frames_bins", "bins_frames"),
+                     help="frames x bins, or bins x frames (coefficient-first, as librosa "
+                     "returns it)")
+    lay.add_argument("--flatten", action="store_true", default=None,
+                     help="the window is one row-major vector (with --layout: which order)")
+    lay.add_argument("--pool", choices=("none", "mean", "mean_std"),
+                     help="the model takes the mean (or mean then std) of each bin over the "
+                     "window's frames")
+    lay.add_argument("--channels", type=int, metavar="N",
+                     help="N stacked copies on a channel axis (3 for an ImageNet CNN)")
+    lay.add_argument("--channel-axis", choices=("last", "first"))
+    lay.add_argument("--window-norm", choices=("none", "per_bin", "global"),
+                     help="standardise each window (x - mean) / std, per bin or over all values")
+
     card = p.add_argument_group("card defaults")
     card.add_argument("--task", choices=("multiclass", "multilabel"),
                       help="default: softmax -> multiclass, sigmoid -> multilabel")
+    card.add_argument("--output-activation", choices=("softmax", "sigmoid", "none"),
+                      help="a model ending in logits (linear last layer): append softmax or "
+                      "sigmoid in the ONNX graph (parity is measured after it), or keep them")
     card.add_argument("--ignore-labels", action="append", default=[], metavar="L[,L...]",
                       help="background classes that never become events (_silence_, _unknown_)")
     # the card's smoothing and VAD fields, generated from live.card's dataclasses
@@ -99,6 +121,16 @@ def register(subparsers: Any) -> None:
                      help="evaluation set (arrays x, y; x_INPUT per input) for accuracy numbers")
     chk.add_argument("--tolerance", type=float, default=1e-4,
                      help="max |Keras - onnxruntime| allowed (default 1e-4)")
+    chk.add_argument("--reference-features", metavar="FILE.py:FUNC",
+                     help="your own feature code: FUNC(audio, sample_rate) returns the model "
+                     "input for one window; hark's runtime features are compared with it on "
+                     "probe audio and the export fails if they differ")
+    chk.add_argument("--fit-features", action="store_true",
+                     help="with --reference-features: search the frontend and layout options "
+                     "that match it, export with them and print the command line")
+    chk.add_argument("--reference-tolerance", type=float, default=1e-3,
+                     help="max relative feature / absolute posterior difference against the "
+                     "reference (default 1e-3)")
     chk.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
     chk.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=run, smoothing_flags=smoothing_flags, vad_flags=vad_flags)
@@ -124,6 +156,11 @@ def _frontend_arg(args: argparse.Namespace) -> dict[str, FrontendChoice | None]:
         base = global_choice or FrontendChoice()
         global_choice = FrontendChoice(base.preset, {**base.overrides, **flags})
     return {"*": global_choice, **per_input}
+
+
+def _layout_arg(args: argparse.Namespace) -> dict[str, Any]:
+    names = ("layout", "flatten", "pool", "channels", "channel_axis", "window_norm")
+    return {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
 
 
 def _keyed(values: list[str]) -> Any:
@@ -163,6 +200,12 @@ def run(args: argparse.Namespace) -> int:
         eval_npz=args.eval_npz,
         tolerance=args.tolerance,
         opset=args.opset,
+        custom_objects=args.custom_objects,
+        layout=_layout_arg(args),
+        reference_features=args.reference_features,
+        fit_features=args.fit_features,
+        reference_tolerance=args.reference_tolerance,
+        output_activation=args.output_activation,
     )
     if args.json:
         print(json.dumps(summary_dict(result), indent=1, default=str))
@@ -204,14 +247,35 @@ def summary_text(result: Any) -> str:
     ]
     for inp in card.inputs:
         fe = card.frontends[inp.frontend]
-        framing = "" if fe.kind == "raw" else f" {fe.window_ms:g}/{fe.hop_ms:g} ms"
-        lines.append(f"  input    {inp.name} {list(inp.shape)} role {inp.role}, frontend "
+        sr = card.sample_rate
+        framing = "" if fe.kind == "raw" else (
+            f" {fe.window_samples(sr)}/{fe.hop_samples(sr)} samples"
+            + (", centred" if fe.center else ""))
+        layout = ""
+        if inp.role == "window":
+            layout = (f", pool {inp.pool}" if inp.pool != "none" else f", {inp.layout}"
+                      + (" flattened" if inp.flatten else "")
+                      + (f" x{inp.channels} {inp.channel_axis}" if inp.channels > 1 else ""))
+        lines.append(f"  input    {inp.name} {list(inp.shape)} role {inp.role}{layout}, frontend "
                      f"{inp.frontend} ({fe.kind}{framing})")
     if card.window_s:
         lines.append(f"  window   {card.window_s:g} s every {card.stride_s:g} s")
     for st in card.state:
         lines.append(f"  state    {st.input} -> {st.output} {list(st.shape)}")
     lines.append(f"  ops      {', '.join(result.op_types)}")
+    if card.provenance.get("output_head"):
+        lines.append(f"  head     {card.provenance['output_head']} appended to the logits")
+    for what in card.provenance.get("frontend_in_graph", []):
+        lines.append(f"  in graph {what}: the input is raw audio")
+    fit = card.provenance.get("fit_features")
+    if fit:
+        lines.append(f"  fit      matched the reference with: {fit['command_line'] or '(as given)'}"
+                     f" (features within {fit['feature_max_rel_diff']:.1e})")
+    ref = card.provenance.get("reference_parity")
+    if ref:
+        lines.append(f"  features vs your reference: {ref['feature_max_rel_diff']:.1e} of range, "
+                     f"posteriors {ref['posterior_max_abs_diff']:.1e} on "
+                     f"{len(ref['probes'])} probes")
     for r in result.rewrites:
         lines.append(f"  rewrite  {r}")
     lines.append(f"  parity   max |Keras - onnxruntime| {result.max_abs_diff:.1e} "

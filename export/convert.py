@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from hark.export import analysis, modelcard
+from hark.export import analysis, heads, modelcard
 from hark.export.errors import ExportError, FrontendMismatchError, LayerError
 from hark.export.loading import LoadedModel, load, require_toolchain
 from hark.live.card import InputSpec, ModelCard, SmoothingSpec, StateSpec, VadSpec
@@ -126,6 +126,7 @@ class _Inspection:
     task: str
     act_layer: str
     activation: str
+    head: str | None = None  # softmax / sigmoid appended to a logits output
 
 
 @dataclass
@@ -160,6 +161,12 @@ def convert(
     eval_npz: str | Path | None = None,
     tolerance: float = DEFAULT_TOLERANCE,
     opset: int = DEFAULT_OPSET,
+    custom_objects: Mapping[str, Any] | str | Path | None = None,
+    output_activation: str | None = None,
+    layout: Any = None,
+    reference_features: Any = None,
+    fit_features: bool = False,
+    reference_tolerance: float = 1e-3,
 ) -> ExportResult:
     """Export a Keras model file to `out_dir/NAME.onnx` + `out_dir/NAME.json`, verified.
 
@@ -169,6 +176,15 @@ def convert(
     normalization: an .npz/.json path or a Normalization (one frontend), or a mapping from
     frontend name to one. smoothing / vad: a spec or a dict of fields to override.
     quantize="int8" also writes NAME-int8.onnx/.json; eval_npz (arrays x, y) adds accuracies.
+    custom_objects: the names the model was saved with (a dict, or a .py file defining
+    `custom_objects`). output_activation: "softmax" / "sigmoid" appends that head to a model
+    that ends in logits (a linear last layer); "none" keeps the logits. layout: a LayoutOptions
+    (or a dict of its fields; a mapping from Keras input name to one for several inputs) picking
+    how a fixed input shape is read when more than one reading fits (export.layout).
+    reference_features: "FILE.py:FUNC" or a callable FUNC(audio, sample_rate) returning the
+    model input for one window (the user's feature code): hark's runtime tensors are compared
+    with it on probe audio (export.reference) and the export fails above reference_tolerance.
+    fit_features: first search the frontend/layout options that match it, and use them.
     Raises an ExportError subclass (a HarkError) for anything the user can fix; nothing is
     written unless Keras and onnxruntime agree within `tolerance`.
     """
@@ -180,14 +196,17 @@ def convert(
     if task is not None and task not in ("multiclass", "multilabel"):
         raise ExportError(f"unknown task {task!r} (expected multiclass or multilabel)")
     versions = require_toolchain()
-    loaded = load(model_path)
+    loaded = load(model_path, custom_objects)
     model = loaded.model
-    info = _inspect(model, label_list, task, warnings)
+    info = _inspect(model, label_list, task, warnings, output_activation)
+    in_graph = analysis.frontend_layers(model)
 
     # the card's frontends are cheap to check: fail before converting
     plan = modelcard.plan_frontends(
-        info.inputs, frontend, sample_rate=sample_rate, window_s=window_s, stride_s=stride_s
+        info.inputs, frontend, sample_rate=sample_rate, window_s=window_s, stride_s=stride_s,
+        layout=layout,
     )
+    info.inputs = [dataclasses.replace(i, role=plan.readings[i.name].role) for i in info.inputs]
     norms = modelcard.resolve_normalization(normalization, plan.frontends)
     smooth = modelcard.resolve_smoothing(smoothing)
     vad_spec = modelcard.resolve_vad(vad, plan.sample_rate, warnings)
@@ -204,44 +223,64 @@ def convert(
         "onnx": {"opset": opset, "op_types": graph.op_types, "bytes": len(graph.data),
                  "inputs": graph.input_names},
         "final_activation": {"layer": info.act_layer, "activation": info.activation},
+        "output_head": info.head,
+        "frontend_in_graph": in_graph,
+        "custom_objects": sorted(k for k in loaded.custom_objects if "Kapre>" not in k
+                                 and k not in analysis.KAPRE_NAMES),
         "rewrites": graph.rewrites,
         "presets": plan.presets,
     }
-    card = ModelCard(
-        name=name,
-        labels=label_list,
-        sample_rate=plan.sample_rate,
-        frontends=plan.frontends,
-        inputs=tuple(
-            InputSpec(
-                name=graph.input_names[inp.name],
-                role=inp.role,
-                shape=_card_shape(ins[graph.input_names[inp.name]]),
-                frontend=plan.input_frontend[inp.name],
-            )
-            for inp in info.inputs
-        ),
-        task=info.task,
-        output=OUTPUT_NAME,
-        state=tuple(StateSpec(s.input, s.output, s.shape) for s in graph.states),
-        window_s=plan.window_s,
-        stride_s=plan.stride_s,
-        normalization=norms,
-        ignore_labels=tuple(ignore_labels),
-        smoothing=smooth,
-        vad=vad_spec,
-        provenance=provenance,
-    )
+    def build_card(p: modelcard.FrontendPlan) -> ModelCard:
+        return ModelCard(
+            name=str(name),
+            labels=label_list,
+            sample_rate=p.sample_rate,
+            frontends=p.frontends,
+            inputs=tuple(
+                InputSpec(
+                    name=graph.input_names[inp.name],
+                    shape=_card_shape(ins[graph.input_names[inp.name]]),
+                    frontend=p.input_frontend[inp.name],
+                    **p.input_fields(inp.name),
+                )
+                for inp in info.inputs
+            ),
+            task=info.task,
+            output=OUTPUT_NAME,
+            state=tuple(StateSpec(s.input, s.output, s.shape) for s in graph.states),
+            window_s=p.window_s,
+            stride_s=p.stride_s,
+            normalization=norms,
+            ignore_labels=tuple(ignore_labels),
+            smoothing=smooth,
+            vad=vad_spec,
+            provenance=provenance,
+        )
+
+    card = build_card(plan)
     card.validate()
     card.check_against_model(ins, outs)
 
     # parity: always, against the original Keras model
     checker = parity.Parity(model, info.inputs,
                             [graph.input_names[i.name] for i in info.inputs], OUTPUT_NAME,
-                            graph.states)
+                            graph.states, head=info.head)
     par = checker.measure(graph.session)
     parity.check(par, tolerance)
     provenance["parity"] = par
+
+    if fit_features and reference_features is None:
+        raise ExportError("--fit-features needs --reference-features FILE.py:FUNC")
+    if reference_features is not None:
+        from hark.export import reference
+
+        fn = reference.load_reference(reference_features)
+        if fit_features:
+            card = _fit(card, plan, info.inputs, build_card, fn, layout, window_s, stride_s,
+                        provenance, reference_tolerance)
+        provenance["reference_parity"] = reference.measure(
+            card, graph.session, fn, feature_tolerance=reference_tolerance,
+            posterior_tolerance=reference_tolerance)
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -288,8 +327,54 @@ def convert(
     return result
 
 
+def _fit(card: ModelCard, plan: modelcard.FrontendPlan, inputs: Sequence[analysis.KerasInput],
+         build_card: Any, fn: Any, layout: Any, window_s: float | None,
+         stride_s: float | None, provenance: dict[str, Any],
+         tolerance: float) -> ModelCard:
+    """--fit-features: the card whose frontend and layout match the reference best."""
+    from hark.export import reference
+    from hark.export.layout import LayoutOptions
+    from hark.live.card import CardError
+
+    base = LayoutOptions.of(layout) if not isinstance(layout, Mapping) or set(layout) <= {
+        f.name for f in dataclasses.fields(LayoutOptions)} else LayoutOptions()
+    pooled = plan.readings[inputs[0].name].pool != "none"
+
+    def make_card(spec: Any, lay: str) -> ModelCard | None:
+        if pooled and lay != card.inputs[0].layout:
+            return None
+        opts = base if pooled else dataclasses.replace(base, layout=lay)
+        try:
+            p = modelcard.plan_frontends(inputs, spec, sample_rate=plan.sample_rate,
+                                         window_s=window_s, stride_s=stride_s, layout=opts)
+            c: ModelCard = build_card(p)
+            c.validate()
+        except (ExportError, CardError):
+            return None
+        return c
+
+    fit = reference.fit_features(card, make_card, fn)
+    if fit.feature_rel > tolerance:
+        from hark.export.errors import ReferenceMismatchError
+
+        raise ReferenceMismatchError(
+            f"--fit-features tried {fit.tried} frontend/layout combinations (varying "
+            f"{', '.join(reference.SEARCH_SPACE)} and the layout); the closest "
+            f"({fit.command_line() or 'the frontend as given'}) still differs by "
+            f"{fit.feature_rel:.2e} of your features' range: your pipeline differs in "
+            "something else (sample rate, n_fft, hop, mel count, normalisation?)"
+        )
+    chosen = make_card(fit.spec, fit.layout)
+    assert chosen is not None
+    provenance["fit_features"] = {"changed": {k: v for k, v in fit.changed.items()},
+                                  "feature_max_rel_diff": fit.feature_rel,
+                                  "candidates_tried": fit.tried,
+                                  "command_line": fit.command_line()}
+    return chosen
+
+
 def _inspect(model: Any, labels: Sequence[str], task: str | None,
-             warnings: list[str]) -> _Inspection:
+             warnings: list[str], output_activation: str | None = None) -> _Inspection:
     """Inputs and their roles, output shape, causality, label count, task, unsupported layers."""
     inputs = analysis.model_inputs(model)
     out_shape = analysis.output_shape(model)
@@ -316,8 +401,15 @@ def _inspect(model: Any, labels: Sequence[str], task: str | None,
             f"{len(labels)} labels given but the model outputs {out_shape[-1]} classes"
         )
     act_layer, activation = analysis.final_activation(model)
-    inferred = analysis.task_from_activation(activation)
+    head, head_task = heads.choose_head(act_layer, activation, output_activation, task,
+                                        int(out_shape[-1] or 0))
+    inferred = head_task or analysis.task_from_activation(activation)
     if task is None:
+        if inferred is None and output_activation == "none":
+            raise ExportError(
+                f"--output-activation none keeps the logits of {act_layer!r}: give --task "
+                "multiclass or multilabel"
+            )
         if inferred is None:
             raise ExportError(
                 f"the output layer {act_layer!r} has activation {activation!r}: hark needs "
@@ -325,6 +417,9 @@ def _inspect(model: Any, labels: Sequence[str], task: str | None,
                 "or give --task"
             )
         task = inferred
+    elif inferred is None and output_activation == "none":
+        warnings.append(f"output layer {act_layer!r} is linear and --output-activation none "
+                        "keeps its logits: thresholds act on raw scores")
     elif inferred is None:
         warnings.append(
             f"output layer {act_layer!r} has activation {activation!r}: thresholds assume "
@@ -341,7 +436,7 @@ def _inspect(model: Any, labels: Sequence[str], task: str | None,
             "(None, bins) input; hark carries the recurrent state itself"
         )
     streaming = bool(frames) and frames[0].length is None
-    return _Inspection(inputs, streaming, task, act_layer, activation)
+    return _Inspection(inputs, streaming, task, act_layer, activation, head)
 
 
 def _build_graph(loaded: LoadedModel, info: _Inspection, opset: int,
@@ -351,7 +446,11 @@ def _build_graph(loaded: LoadedModel, info: _Inspection, opset: int,
 
     from hark.export import onnx_edit, parity, rewrite
 
-    twin = rewrite.build_twin(loaded.keras, loaded.model)
+    # a clone serialises custom functions under their __name__, not the key they were given
+    scope = {**{getattr(v, "__name__", k): v for k, v in loaded.custom_objects.items()},
+             **loaded.custom_objects}
+    with loaded.keras.utils.custom_object_scope(scope):
+        twin = rewrite.build_twin(loaded.keras, loaded.model)
     proto = _to_onnx(twin.model, info.inputs, opset)
     editor = onnx_edit.GraphEditor(proto)
     states = (
@@ -371,6 +470,8 @@ def _build_graph(loaded: LoadedModel, info: _Inspection, opset: int,
     if len(main_out) != 1:
         raise ExportError(f"the ONNX graph has outputs {main_out}: expected one posterior output")
     editor.rename(main_out[0], OUTPUT_NAME)
+    if info.head is not None:
+        heads.append_head(editor, OUTPUT_NAME, info.head)
     dims: dict[str, list[int | str | None]] = {}
     for inp in info.inputs:
         dims[input_names[inp.name]] = ["batch", "time" if info.streaming else None]

@@ -27,3 +27,7 @@ class FrontendMismatchError(ExportError):
 
 class ParityError(ExportError):
     """onnxruntime and Keras disagree by more than the tolerance."""
+
+
+class ReferenceMismatchError(ExportError):
+    """hark's features differ from the user's own feature code on the same audio."""

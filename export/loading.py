@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib.util
 import json
 import logging
 import os
+import re
 import sys
 import warnings
 import zipfile
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -106,6 +108,7 @@ class LoadedModel:
     container: str  # "keras-zip" or "h5"
     keras_version: str  # as recorded in the file
     sha256: str
+    custom_objects: dict[str, Any] = field(default_factory=dict)  # what it was loaded with
 
     @property
     def legacy(self) -> bool:
@@ -212,9 +215,68 @@ def _major(version: str) -> int | None:
         return None
 
 
-def load(path: str | Path) -> LoadedModel:
-    """Load a Keras model file with the Keras that wrote it (see the module docstring)."""
+CustomObjects = Mapping[str, Any] | str | Path | None
+
+
+def read_custom_objects(path: str | Path) -> dict[str, Any]:
+    """The `custom_objects` dict of a Python file (what the training script registered)."""
     p = Path(path)
+    if not p.is_file():
+        raise ModelFileError(f"custom objects file not found: {p}")
+    if p.suffix != ".py":
+        raise ModelFileError(f"custom objects file {p.name} is not a Python file (.py)")
+    spec = importlib.util.spec_from_file_location(f"_hark_custom_objects_{p.stem}", p)
+    if spec is None or spec.loader is None:
+        raise ModelFileError(f"cannot import {p}")
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as e:  # the user's code: any error becomes one line
+        raise ModelFileError(f"{p.name} raised {type(e).__name__}: {e}") from None
+    objects = getattr(module, "custom_objects", None)
+    if not isinstance(objects, Mapping):
+        raise ModelFileError(
+            f"{p.name} defines no dict named custom_objects (e.g. custom_objects = "
+            "{'clipped_relu': clipped_relu})"
+        )
+    return dict(objects)
+
+
+def load_error_cause(e: BaseException) -> str:
+    """The part of a Keras loading error that says why (it comes last, after the config dump)."""
+    text = " ".join(str(e).split()) or type(e).__name__
+    for marker in ("Exception encountered:", "Exception encountered"):
+        if marker in text:
+            cause = text.rsplit(marker, 1)[1].strip(" :")
+            if cause:
+                text = cause
+                break
+    for cut in (" Please ensure you are using a", " See https://"):
+        text = text.split(cut)[0]
+    if len(text) > 600:  # a config dump without a marked cause: keep both ends
+        text = text[:300] + " ... " + text[-300:]
+    return text.strip().rstrip(".")
+
+
+def _unknown_object_hint(cause: str, objects: Mapping[str, Any]) -> str:
+    m = re.search(r"Unknown (?:layer|activation function|[a-z ]+):? '?([A-Za-z0-9_>.]+)'?", cause)
+    if not m or m.group(1) in objects:
+        return ""
+    name = m.group(1)
+    return (f"; pass it with --custom-objects FILE.py (a module defining custom_objects = "
+            f"{{{name!r}: ...}}), or custom_objects= in the Python API")
+
+
+def load(path: str | Path, custom_objects: CustomObjects = None) -> LoadedModel:
+    """Load a Keras model file with the Keras that wrote it (see the module docstring).
+
+    custom_objects: a dict of the names the model was saved with, or a .py file defining one
+    (`custom_objects = {...}`). kapre's time-frequency layers are always known
+    (export.kapre_layers).
+    """
+    p = Path(path)
+    user_objects = (read_custom_objects(custom_objects)
+                    if isinstance(custom_objects, str | Path) else dict(custom_objects or {}))
     container, version = detect(p)
     major = _major(version) if version else None
     if major is not None and major < 2:
@@ -237,13 +299,17 @@ def load(path: str | Path) -> LoadedModel:
         import keras as K
 
         loader = K.saving.load_model
+    from hark.export.kapre_layers import kapre_objects
+
+    objects = {**kapre_objects(K), **user_objects}
     try:
-        model = loader(str(p), compile=False)
+        model = loader(str(p), compile=False, custom_objects=objects)
     except Exception as e:  # Keras raises many types here; each becomes one line
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+        cause = load_error_cause(e)
         raise ModelFileError(
             f"{p.name}: {K.__name__} {K.__version__} cannot load this model "
-            f"(written by Keras {version or 'unknown'}): {first}"
+            f"(written by Keras {version or 'unknown'}): {cause}"
+            f"{_unknown_object_hint(cause, objects)}"
         ) from None
     try:
         ok = bool(model.inputs) and bool(model.outputs)
@@ -254,4 +320,4 @@ def load(path: str | Path) -> LoadedModel:
             f"{p.name}: the model has no symbolic inputs/outputs (a subclassed Model?): export "
             "needs a functional or Sequential model"
         )
-    return LoadedModel(model, K, p, container, version, sha256_of(p))
+    return LoadedModel(model, K, p, container, version, sha256_of(p), objects)

@@ -18,6 +18,16 @@ import numpy as np
 
 from hark.export.analysis import KerasInput
 from hark.export.errors import ExportError, FrontendMismatchError
+from hark.export.layout import (
+    LayoutOptions,
+    Reading,
+    feature_readings,
+    frames_in,
+    nice_window_s,
+    read_input,
+    stride_for,
+    window_samples_for,
+)
 from hark.export.presets import PRESETS, FrontendChoice, Preset, parse_frontend_spec
 from hark.live.card import CardError, FrontendSpec, Normalization, SmoothingSpec, VadSpec
 
@@ -36,6 +46,13 @@ class FrontendPlan:
     presets: dict[str, str | None]  # frontend name -> preset it came from
     window_s: float | None
     stride_s: float | None
+    readings: dict[str, Reading] = dataclasses.field(default_factory=dict)  # per Keras input
+    layout: dict[str, LayoutOptions] = dataclasses.field(default_factory=dict)
+
+    def input_fields(self, name: str) -> dict[str, Any]:
+        """InputSpec fields (role, layout, ...) of Keras input `name`."""
+        opts = self.layout.get(name, LayoutOptions())
+        return self.readings[name].fields(opts.window_norm)
 
 
 def read_labels(labels: str | Path | Sequence[str]) -> tuple[str, ...]:
@@ -78,41 +95,16 @@ def _as_choice(value: Any) -> FrontendChoice:
 def _suggest(inp: KerasInput) -> str:
     fits = []
     for p in PRESETS.values():
-        if (inp.role == "raw") == (p.frontend.kind == "raw") and (
-            inp.role == "raw" or p.frontend.n_bins(p.sample_rate) == inp.bins
-        ):
+        fe = p.frontend
+        if fe.kind == "raw":
+            ok = len([d for d in inp.shape if d != 1]) == 1 and inp.role != "frames"
+        elif inp.role == "frames":
+            ok = inp.shape[-1] == fe.n_bins(p.sample_rate)
+        else:
+            ok = bool(feature_readings(inp.shape, fe.n_bins(p.sample_rate)))
+        if ok:
             fits.append(p.name)
     return f" ({', '.join(fits)} would fit input {inp.name!r})" if fits else ""
-
-
-def _bins_hint(spec: FrontendSpec, bins: int, sr: int, inp: KerasInput, multi: bool) -> str:
-    hint = ""
-    if spec.kind == "logmel":
-        hint = f"set --n-mels {bins}"
-    elif spec.kind == "mfcc":
-        hint = f"set --n-mfcc {bins}"
-    elif spec.kind == "specgram" and 2 * (bins - 1) >= spec.window_samples(sr):
-        hint = f"set --n-fft {2 * (bins - 1)}"
-    if multi:
-        alt = f"give this input its own frontend (--frontend {inp.name}=SPEC)"
-    else:
-        alt = "pick another preset"
-    return f"{hint} or {alt}" if hint else alt
-
-
-def _frames_in(window_s: float, spec: FrontendSpec, sr: int) -> int:
-    n = int(round(window_s * sr))
-    if spec.kind == "raw":
-        return n
-    win, hop = spec.window_samples(sr), spec.hop_samples(sr)
-    return 0 if n < win else (n - win) // hop + 1
-
-
-def _window_for(length: int, spec: FrontendSpec, sr: int) -> float:
-    if spec.kind == "raw":
-        return length / sr
-    win, hop = spec.window_samples(sr), spec.hop_samples(sr)
-    return ((length - 1) * hop + win) / sr
 
 
 def plan_frontends(
@@ -122,6 +114,7 @@ def plan_frontends(
     sample_rate: int | None = None,
     window_s: float | None = None,
     stride_s: float | None = None,
+    layout: LayoutOptions | Mapping[str, Any] | None = None,
 ) -> FrontendPlan:
     """Match every Keras input to a frontend and check it can feed it."""
     if isinstance(frontend, Mapping):
@@ -158,6 +151,13 @@ def plan_frontends(
     sr = int(sample_rate)
 
     by_input = {i.name: i for i in inputs}
+    option_names = {f.name for f in dataclasses.fields(LayoutOptions)}
+    if isinstance(layout, Mapping) and not set(layout) <= option_names:
+        lay_default = LayoutOptions.of(layout.get("*"))
+        lay = {i.name: LayoutOptions.of(layout.get(i.name, lay_default)) for i in inputs}
+    else:
+        lay = {i.name: LayoutOptions.of(layout) for i in inputs}
+    readings: dict[str, Reading] = {}
     for name, (spec, preset) in resolved.items():
         inp = by_input[name]
         label = preset.name if preset and preset.frontend == spec else spec.kind
@@ -165,24 +165,13 @@ def plan_frontends(
             spec.validate(sr)
         except CardError as e:
             raise ExportError(f"frontend for input {name!r}: {e}") from None
-        if inp.role == "raw" and spec.kind != "raw":
+        if inp.role == "frames" and spec.kind == "raw":
             raise FrontendMismatchError(
-                f"Keras input {inp.describe()} takes raw samples but the frontend is {label}: "
-                "use --preset raw16k or --kind raw"
+                f"Keras input {inp.describe()} takes a sequence of feature frames but the "
+                f"frontend gives raw samples{_suggest(inp)}"
             )
-        if inp.role != "raw" and spec.kind == "raw":
-            raise FrontendMismatchError(
-                f"Keras input {inp.describe()} takes feature frames but the frontend gives raw "
-                f"samples{_suggest(inp)}"
-            )
-        if inp.role != "raw":
-            bins = spec.n_bins(sr)
-            if inp.bins != bins:
-                raise FrontendMismatchError(
-                    f"Keras input {inp.describe()} has {inp.bins} bins per frame but the {label} "
-                    f"frontend gives {bins}: "
-                    f"{_bins_hint(spec, inp.bins or 0, sr, inp, len(inputs) > 1)}{_suggest(inp)}"
-                )
+        readings[name] = read_input(name, inp.shape, inp.role == "frames", spec, sr, lay[name],
+                                    label)
 
     # name the distinct frontends: "main" when all inputs share one
     distinct: list[FrontendSpec] = []
@@ -202,48 +191,68 @@ def plan_frontends(
         presets[fname] = preset.name if preset else None
         input_frontend[inp.name] = fname
 
-    window_inputs = [i for i in inputs if i.role != "frames"]
+    window_inputs = [i for i in inputs if readings[i.name].role != "frames"]
     if not window_inputs:
-        return FrontendPlan(sr, frontends, input_frontend, presets, None, None)
+        return FrontendPlan(sr, frontends, input_frontend, presets, None, None, readings, lay)
 
-    def fits(w: float) -> KerasInput | None:
+    def spec_of(inp: KerasInput) -> FrontendSpec:
+        return frontends[input_frontend[inp.name]]
+
+    def misfit(w: float) -> KerasInput | None:
+        n = int(round(w * sr))
         for inp in window_inputs:
-            spec = frontends[input_frontend[inp.name]]
-            if _frames_in(w, spec, sr) != inp.length:
+            want = readings[inp.name].frames
+            got = frames_in(n, spec_of(inp), sr)
+            if (want is not None and got != want) or got < 1:
                 return inp
         return None
 
     first_preset = next((p for _, p in resolved.values() if p is not None), None)
+    sized = [i for i in window_inputs if readings[i.name].frames is not None]
     if window_s is not None:
-        bad = fits(window_s)
+        bad = misfit(window_s)
         if bad:
-            spec = frontends[input_frontend[bad.name]]
-            got = _frames_in(window_s, spec, sr)
+            spec = spec_of(bad)
+            want = readings[bad.name].frames
+            got = frames_in(int(round(window_s * sr)), spec, sr)
             unit = "samples" if spec.kind == "raw" else "frames"
+            fix = (f": use --window-s {nice_window_s(want, spec, sr):g}" if want is not None
+                   else ": give a longer --window-s")
             raise FrontendMismatchError(
-                f"Keras input {bad.describe()} takes {bad.length} {unit} but window_s={window_s} "
-                f"gives {got} at {sr} Hz"
-                + ("" if spec.kind == "raw" else f" with {spec.window_ms}/{spec.hop_ms} ms framing")
-                + f": use --window-s {_window_for(bad.length or 0, spec, sr):g}"
+                f"Keras input {bad.describe()} takes {want or 'at least 1'} {unit} but "
+                f"window_s={window_s} gives {got} at {sr} Hz{fix}"
             )
     else:
-        candidates = []
-        if first_preset is not None:
-            candidates.append(first_preset.window_s)
-        first = window_inputs[0]
-        candidates.append(
-            round(_window_for(first.length or 0, frontends[input_frontend[first.name]], sr), 6)
-        )
-        window_s = next((w for w in candidates if fits(w) is None), None)
-        if window_s is None:
+        prefer = (first_preset.window_s,) if first_preset is not None else ()
+        if not sized:
+            window_s = prefer[0] if prefer else 1.0
+        else:
+            first = sized[0]
+            want = readings[first.name].frames
+            assert want is not None
+            window_s = nice_window_s(want, spec_of(first), sr, prefer + (1.0,))
+            if misfit(window_s) is not None:
+                # several inputs: try every exact length of the first one
+                lo, hi = window_samples_for(want, spec_of(first), sr)
+                window_s = next((n / sr for n in range(lo, hi + 1) if misfit(n / sr) is None),
+                                None)
+                if window_s is None:
+                    raise FrontendMismatchError(
+                        "the window inputs "
+                        + ", ".join(i.describe() for i in window_inputs)
+                        + " do not span the same duration with these frontends: give --window-s"
+                    )
+        if misfit(window_s) is not None:
             raise FrontendMismatchError(
-                "the window inputs "
-                + ", ".join(i.describe() for i in window_inputs)
-                + " do not span the same duration with these frontends: give --window-s"
+                f"a {window_s:g} s window gives no frame with these frontends: give --window-s"
             )
     if stride_s is None:
-        stride_s = first_preset.stride_s if first_preset is not None else 0.1
-    return FrontendPlan(sr, frontends, input_frontend, presets, window_s, stride_s)
+        feature = [spec_of(i) for i in window_inputs if spec_of(i).kind != "raw"]
+        hop_spec = feature[0] if feature else spec_of(window_inputs[0])
+        wanted = first_preset.stride_s if first_preset is not None else 0.1
+        stride_s = stride_for(hop_spec, sr, wanted)
+    return FrontendPlan(sr, frontends, input_frontend, presets, window_s, stride_s, readings,
+                        lay)
 
 
 def _safe(name: str) -> str:

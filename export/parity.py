@@ -16,6 +16,7 @@ import onnxruntime as ort
 
 from hark.export.analysis import KerasInput
 from hark.export.errors import ParityError
+from hark.export.heads import apply_head
 from hark.export.onnx_edit import StateIO
 
 SEQUENCE_LENGTHS = (1, 10, 500)
@@ -73,6 +74,7 @@ class Parity:
         output: str,
         states: Sequence[StateIO],
         seed: int = 0,
+        head: str | None = None,
     ) -> None:
         self.inputs = list(inputs)
         self.onnx_inputs = list(onnx_inputs)
@@ -80,7 +82,8 @@ class Parity:
         self.states = list(states)
         self.frames = any(i.role == "frames" for i in inputs)
         self.fixed_t = self.frames and inputs[0].length is not None
-        self.ref = KerasReference(model, inputs)
+        self.head = head  # softmax / sigmoid appended in the graph: applied to Keras's output too
+        self._keras = KerasReference(model, inputs)
         rng = np.random.default_rng(seed)
         self.cases: list[Case] = []
         if self.frames:
@@ -97,6 +100,10 @@ class Parity:
             long = [c for c in self.cases if c.batch == 1 and c.frames == STREAM_FRAMES]
             self.stream_x = long[0].feeds[0]
             self._stream_answer = self._answers[self.cases.index(long[0])]
+
+    def ref(self, feeds: Sequence[np.ndarray]) -> np.ndarray:
+        """The original Keras model's answer (with the appended head, if any)."""
+        return apply_head(self._keras(feeds), self.head)
 
     def _frames(self, rng: np.random.Generator, batch: int, t: int | None) -> np.ndarray:
         shape = (batch, t or 1, *_ints(self.inputs[0].shape[1:]))

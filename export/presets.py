@@ -91,15 +91,37 @@ def get_preset(name: str) -> Preset:
         ) from None
 
 
+_FIELD_TYPES = {f.name: str(f.type) for f in dataclasses.fields(FrontendSpec)}
+
+
 def _convert_field(name: str, value: str) -> object:
-    if name == "kind":
-        return value
-    if name in ("n_fft", "n_mels", "n_mfcc"):
-        if name == "n_fft" and value.lower() in ("none", ""):
-            return None
-        return int(value)
-    if name == "fmax" and value.lower() in ("none", ""):
+    """A spec string value as the FrontendSpec field's type (read from its annotation)."""
+    kind = _FIELD_TYPES.get(name, "float")
+    low = value.strip().lower()
+    if "None" in kind and low in ("none", ""):
         return None
+    if kind.startswith("bool"):
+        if low in ("true", "1", "yes", "on"):
+            return True
+        if low in ("false", "0", "no", "off"):
+            return False
+        raise ValueError(value)
+    if "Literal" in kind or kind.startswith("str"):
+        literal = [v.strip().strip("'\"") for v in
+                   kind.split("Literal[", 1)[-1].split("]", 1)[0].split(",")]
+        if low in literal:
+            return int(low) if low.lstrip("-").isdigit() else low
+        if "int" in kind and low.lstrip("-").isdigit():
+            return int(low)
+        if "float" in kind:
+            return float(value)
+        if kind.startswith("str"):
+            return value.strip()
+        if all(v.lstrip("-").isdigit() for v in literal):
+            return int(low)
+        raise ValueError(value)
+    if kind.startswith("int"):
+        return int(value)
     return float(value)
 
 

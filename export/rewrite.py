@@ -132,8 +132,11 @@ def build_twin(K: Any, model: Any) -> Twin:
     except ExportError:
         raise
     except Exception as e:
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
-        raise ExportError(f"could not rebuild the model for conversion: {first}") from None
+        from hark.export.loading import load_error_cause
+
+        raise ExportError(
+            f"could not rebuild the model for conversion: {load_error_cause(e)}"
+        ) from None
     if isinstance(twin.model, K.Sequential):
         # tf2onnx reads output_names, which a Keras 3 Sequential names after a tensor
         twin.model = K.Model(twin.model.inputs, twin.model.outputs, name=twin.model.name)

@@ -683,7 +683,9 @@ class ModelCard:
                 if isinstance(a, int) and b is not None and a != b:
                     raise CardError(f"input {inp.name!r} is {list(got)} in the model, "
                                     f"{list(inp.shape)} in the card")
-            if inp.role in ("window", "raw") and isinstance(got[1], int):
+            if inp.role in ("window", "raw") and isinstance(got[1], int) and not (
+                inp.has_window_ops  # its axes are not (frames, ...): _check_input_shape did it
+            ):
                 want = self.expected_frames(inp)
                 if got[1] != want:
                     raise CardError(

@@ -43,20 +43,22 @@ def test_parse_frontend_spec() -> None:
         parse_frontend_spec("logmel40,bins=3")
 
 
-@pytest.mark.parametrize("shape,role", [
-    ((None, 40), "frames"), ((1, 40), "frames"), ((99, 81), "window"),
-    ((99, 81, 1), "window"), ((16000,), "raw"), ((16000, 1), "raw"),
+@pytest.mark.parametrize("shape,out_rank,role", [
+    ((None, 40), 3, "frames"), ((1, 40), 3, "frames"), ((1, 40), 2, "window"),
+    ((99, 81), 2, "window"), ((99, 81, 1), 2, "window"), ((16000,), 2, "window"),
+    ((16000, 1), 2, "window"),
 ])
-def test_input_roles(shape: tuple[int | None, ...], role: str) -> None:
-    assert input_role(shape, "x") == role
+def test_input_roles(shape: tuple[int | None, ...], out_rank: int, role: str) -> None:
+    # a fixed shape is "window" until its frontend says raw samples or which feature layout
+    assert input_role(shape, "x", out_rank) == role
 
 
 def test_window_derived_from_the_model() -> None:
     plan = plan_frontends([KerasInput("x", (98, 40), "window")], "logmel40")
     assert plan.window_s == 1.0 and plan.stride_s == 0.1  # the preset's, consistent with 98
     plan = plan_frontends([KerasInput("x", (49, 40), "window")], "logmel40")
-    assert plan.window_s == pytest.approx(0.505)  # 48 hops + one 25 ms window
-    plan = plan_frontends([KerasInput("w", (8000, 1), "raw")], "raw16k")
+    assert plan.window_s == pytest.approx(0.51)  # the roundest length with 49 frames (0.505-0.5149)
+    plan = plan_frontends([KerasInput("w", (8000, 1), "window")], "raw16k")
     assert plan.window_s == 0.5
 
 
@@ -64,7 +66,8 @@ def test_explicit_fields_override_the_preset() -> None:
     inp = KerasInput("x", (None, 64), "frames")
     plan = plan_frontends([inp], FrontendChoice("logmel40", {"n_mels": 64}))
     assert plan.frontends["main"].n_mels == 64 and plan.sample_rate == 16000
-    with pytest.raises(FrontendMismatchError, match="64 bins per frame but the logmel40"):
+    with pytest.raises(FrontendMismatchError,
+                       match="of 64 bins but the logmel40 frontend gives 40: set --n-mels 64"):
         plan_frontends([inp], "logmel40")
     plan = plan_frontends([inp], FrontendSpec(kind="logmel", n_mels=64), sample_rate=8000)
     assert plan.sample_rate == 8000

@@ -1,0 +1,371 @@
+"""Parity from raw audio: the user's own feature code against what hark's runtime would feed.
+
+`--reference-features FILE.py:FUNC` names FUNC(audio, sample_rate) -> the model's input for one
+window (the notebook's feature code). On seeded probe audio (speech-like harmonic sounds with
+moving formants, noise, a short burst in silence) hark runs its streaming frontend and the
+runtime's own window assembly (the live engine's WindowRunner, the exact tensor it would hand
+onnxruntime) and the reference runs FUNC; both tensors then go through the exported graph.
+The feature and posterior differences go into the card; above tolerance the export fails,
+naming the option that differs when the numbers show it (a 4.34x ratio is dB against ln).
+
+`fit_features` searches frontend and layout options against the reference and returns the
+options that match, as a command line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import itertools
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hark.export.errors import ExportError, ReferenceMismatchError
+from hark.live.card import FrontendSpec, InputSpec, ModelCard
+
+FEATURE_TOLERANCE = 1e-3  # max |hark - reference| / max |reference| over the probes
+POSTERIOR_TOLERANCE = 1e-3  # max |posterior difference|
+
+ReferenceFn = Callable[[np.ndarray, int], Any]
+
+
+def load_reference(spec: str | ReferenceFn) -> ReferenceFn:
+    """FILE.py:FUNC -> the function (a callable is returned as it is)."""
+    if callable(spec):
+        return spec
+    path, sep, func = str(spec).rpartition(":")
+    if not sep or not path or not func:
+        raise ExportError(f"--reference-features {spec!r}: expected FILE.py:FUNC")
+    p = Path(path)
+    if not p.is_file() or p.suffix != ".py":
+        raise ExportError(f"--reference-features: {p} is not a Python file")
+    mod_spec = importlib.util.spec_from_file_location(f"_hark_reference_{p.stem}", p)
+    if mod_spec is None or mod_spec.loader is None:
+        raise ExportError(f"--reference-features: cannot import {p}")
+    module = importlib.util.module_from_spec(mod_spec)
+    try:
+        mod_spec.loader.exec_module(module)
+    except Exception as e:  # the user's code
+        raise ExportError(
+            f"--reference-features: {p.name} raised {type(e).__name__}: {e}"
+        ) from None
+    fn = getattr(module, func, None)
+    if not callable(fn):
+        raise ExportError(f"--reference-features: {p.name} has no function {func!r}")
+    return fn
+
+
+def probe_signals(sample_rate: int, n: int, seed: int = 0) -> list[tuple[str, np.ndarray]]:
+    """Seeded probe windows of n samples: voiced sounds of several lengths, and noise."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(n) / sample_rate
+    out: list[tuple[str, np.ndarray]] = []
+
+    def voiced(f0: float, length: int, start: int) -> np.ndarray:
+        x = np.zeros(n)
+        tt = t[:length]
+        pitch = f0 * (1 + 0.1 * np.sin(2 * np.pi * 3 * tt))
+        phase = 2 * np.pi * np.cumsum(pitch) / sample_rate
+        formants = (500 + 300 * np.sin(2 * np.pi * 2 * tt), 1500 + 500 * np.cos(2 * np.pi * tt))
+        sig = np.zeros(length)
+        for h in range(1, 30):
+            fh = h * pitch
+            amp = sum(np.exp(-(((fh - f) / 150.0) ** 2)) for f in formants) / h
+            sig += amp * np.sin(h * phase) * (fh < sample_rate / 2)
+        env = np.hanning(length) if length > 2 else np.ones(length)
+        x[start : start + length] = sig * env
+        return x
+
+    out.append(("voiced, the whole window", 0.3 * voiced(120.0, n, 0)))
+    out.append(("voiced, half the window", 0.2 * voiced(210.0, n // 2, n // 4)))
+    out.append(("burst of 20% in silence",
+                0.3 * voiced(160.0, max(8, n // 5), n // 3) + 1e-4 * rng.standard_normal(n)))
+    out.append(("white noise", 0.1 * rng.standard_normal(n)))
+    pink = np.cumsum(rng.standard_normal(n))
+    pink -= np.convolve(pink, np.ones(64) / 64, mode="same")
+    out.append(("low-passed noise", 0.05 * pink / (np.std(pink) + 1e-12)))
+    return [(name, x.astype(np.float32)) for name, x in out]
+
+
+class _Recorder:
+    """An onnxruntime session that remembers the feeds the runtime hands it."""
+
+    def __init__(self, session: Any, outputs: int) -> None:
+        self.session = session
+        self.outputs = outputs
+        self.feeds: list[dict[str, np.ndarray]] = []
+
+    def run(self, names: Sequence[str], feeds: Mapping[str, np.ndarray]) -> list[Any]:
+        self.feeds.append({k: np.array(v) for k, v in feeds.items()})
+        if self.session is None:  # searching: only the tensors matter
+            return [np.zeros((1, self.outputs), dtype=np.float32) for _ in names]
+        return list(self.session.run(list(names), dict(feeds)))
+
+    def get_inputs(self) -> Any:
+        return self.session.get_inputs() if self.session is not None else []
+
+
+def runtime_tensor(card: ModelCard, session: Any, audio: np.ndarray) -> dict[str, np.ndarray]:
+    """The tensors hark's live engine feeds for the first window of `audio` (then silence)."""
+    from hark.live.engine import Engine, EngineOptions
+    from hark.live.model import OnnxModel
+
+    sr = card.sample_rate
+    extra = 0
+    for inp in card.inputs:
+        fe = card.frontends[inp.frontend]
+        extra = max(extra, fe.frame_extent(sr) if fe.kind != "raw" else 0)
+    stream = np.concatenate((audio.astype(np.float32),
+                             np.zeros(extra + 2 * int(round(sr * (card.stride_s or 0.1))),
+                                      np.float32)))
+    rec = _Recorder(session, len(card.labels))
+    model = OnnxModel(Path(f"{card.name}.onnx"), card, rec, card.output or "posteriors")
+    engine = Engine([model], EngineOptions(vad=False))
+    try:
+        engine.feed(stream)
+    except ExportError:
+        raise
+    except Exception as e:  # the runtime cannot build this input: say so in one line
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+        raise ExportError(
+            f"hark's runtime could not build the input {card.inputs[0].name!r} "
+            f"({type(e).__name__}: {first})"
+        ) from None
+    if not rec.feeds:
+        raise ExportError("the runtime produced no window from the probe audio")
+    return rec.feeds[0]
+
+
+def _reference_tensor(fn: ReferenceFn, audio: np.ndarray, sr: int,
+                      shape: tuple[int, ...]) -> np.ndarray:
+    try:
+        x = np.asarray(fn(audio.astype(np.float32).copy(), sr), dtype=np.float32)
+    except Exception as e:  # the user's code
+        raise ExportError(f"--reference-features raised {type(e).__name__}: {e}") from None
+    if int(np.prod(x.shape)) != int(np.prod(shape)):
+        raise ReferenceMismatchError(
+            f"the reference features have shape {x.shape} ({x.size} values) but the model "
+            f"input is {shape}: it must return the input for one window"
+        )
+    return x.reshape(shape)
+
+
+@dataclass
+class Comparison:
+    """hark's tensors and the reference's on each probe, and how far apart they are."""
+
+    names: list[str]
+    hark: list[np.ndarray]
+    reference: list[np.ndarray]
+
+    @property
+    def feature_rel(self) -> float:
+        worst = 0.0
+        for h, r in zip(self.hark, self.reference, strict=True):
+            scale = max(float(np.max(np.abs(r))), 1e-12)
+            worst = max(worst, float(np.max(np.abs(h - r))) / scale)
+        return worst
+
+    @property
+    def feature_abs(self) -> float:
+        return max(float(np.max(np.abs(h - r)))
+                   for h, r in zip(self.hark, self.reference, strict=True))
+
+
+def compare(card: ModelCard, session: Any, fn: ReferenceFn,
+            probes: Sequence[tuple[str, np.ndarray]]) -> Comparison:
+    """Both tensors for each probe window (single-input window models)."""
+    if len(card.inputs) != 1 or card.inputs[0].role == "frames":
+        raise ExportError("--reference-features needs a single-input window (or raw) model")
+    inp = card.inputs[0]
+    out = Comparison([], [], [])
+    for name, audio in probes:
+        feeds = runtime_tensor(card, session, audio)
+        h = feeds[inp.name][0]
+        out.names.append(name)
+        out.hark.append(h)
+        out.reference.append(_reference_tensor(fn, audio, card.sample_rate, h.shape))
+    return out
+
+
+def diagnose(cmp: Comparison, inp: InputSpec, spec: FrontendSpec) -> str:
+    """The option that differs, when the numbers show it; else where they differ."""
+    h = np.concatenate([x.reshape(-1) for x in cmp.hark]).astype(np.float64)
+    r = np.concatenate([x.reshape(-1) for x in cmp.reference]).astype(np.float64)
+    ln10 = np.log(10.0)
+    logs = {"ln": 1.0, "log10": 1 / ln10, "db": 10 / ln10, "db_amplitude": 20 / ln10}
+    if spec.log in logs and spec.kind != "specgram":
+        big = np.abs(h) > 1e-3 * max(np.max(np.abs(h)), 1e-12)
+        if big.any():
+            ratio = float(np.median(r[big] / h[big]))
+            for name, scale in logs.items():
+                if name != spec.log and abs(ratio - scale / logs[spec.log]) < 0.02 * abs(
+                    scale / logs[spec.log]
+                ):
+                    return (f"your features are {_log_word(name)}, hark's are "
+                            f"{_log_word(spec.log)}: add --frontend ...,log={name} "
+                            f"(features {ratio:.3g}x hark's)")
+    if spec.log != "none" and np.all(r >= 0) and np.allclose(np.log(r + 1e-12), h, atol=0.1):
+        return "your features are linear (no log), hark's are logs: add log=none"
+    if spec.log == "none" and np.allclose(np.log(np.maximum(h, 1e-12)), r, atol=0.1):
+        return "your features are ln, hark's are linear: add log=ln"
+    ha, ra = cmp.hark[0], cmp.reference[0]
+    if ha.ndim >= 2 and ha.shape[0] != ha.shape[1]:
+        swapped = np.swapaxes(ha, 0, 1)
+        if swapped.size == ra.size:
+            other = "bins_frames" if inp.layout == "frames_bins" else "frames_bins"
+            try:
+                if np.allclose(swapped.reshape(ra.shape), ra, rtol=1e-3,
+                               atol=1e-3 * np.max(np.abs(ra))):
+                    return f"your features are transposed: add --layout {other}"
+            except ValueError:
+                pass
+    d = r - h
+    spread = max(float(np.std(r)), 1e-12)
+    if np.std(d) < 1e-3 * spread and abs(np.mean(d)) > 1e-3 * np.max(np.abs(r)):
+        return (f"your features are hark's plus a constant {np.mean(d):.4g} (a dB reference, "
+                "log floor or normalisation differs)")
+    worst = int(np.argmax([np.max(np.abs(a - b)) for a, b in
+                           zip(cmp.hark, cmp.reference, strict=True)]))
+    diff = np.abs(cmp.hark[worst] - cmp.reference[worst])
+    where = np.unravel_index(int(np.argmax(diff)), diff.shape)
+    return (f"the largest difference is on probe '{cmp.names[worst]}' at index "
+            f"{tuple(int(i) for i in where)} of {diff.shape}: hark "
+            f"{cmp.hark[worst][where]:.5g}, yours {cmp.reference[worst][where]:.5g}; try "
+            "--fit-features")
+
+
+def _log_word(name: str) -> str:
+    return {"ln": "ln (natural log)", "log10": "log10", "db": "10*log10 (dB of power)",
+            "db_amplitude": "20*log10 (dB of amplitude)", "none": "linear"}.get(name, name)
+
+
+def measure(card: ModelCard, session: Any, fn: ReferenceFn, *,
+            feature_tolerance: float = FEATURE_TOLERANCE,
+            posterior_tolerance: float = POSTERIOR_TOLERANCE,
+            seed: int = 0) -> dict[str, Any]:
+    """The card's reference_parity entry; raises ReferenceMismatchError above tolerance."""
+    inp = card.inputs[0]
+    n = int(round((card.window_s or 0.0) * card.sample_rate))
+    probes = probe_signals(card.sample_rate, n, seed)
+    cmp = compare(card, session, fn, probes)
+    output = card.output or "posteriors"
+    post = []
+    for h, r in zip(cmp.hark, cmp.reference, strict=True):
+        ph = session.run([output], {inp.name: h[None]})[0]  # what the runner fed
+        pr = session.run([output], {inp.name: r[None]})[0]
+        post.append(float(np.max(np.abs(np.asarray(ph) - np.asarray(pr)))))
+    result = {
+        "probes": [{"probe": name, "feature_max_abs_diff": float(np.max(np.abs(h - r))),
+                    "feature_max_abs": float(np.max(np.abs(r))), "posterior_max_abs_diff": p}
+                   for name, h, r, p in zip(cmp.names, cmp.hark, cmp.reference, post,
+                                            strict=True)],
+        "feature_max_rel_diff": cmp.feature_rel,
+        "posterior_max_abs_diff": max(post),
+        "feature_tolerance": feature_tolerance,
+        "posterior_tolerance": posterior_tolerance,
+        "window_samples": n,
+        "seed": seed,
+    }
+    result["passed"] = bool(cmp.feature_rel <= feature_tolerance
+                            and max(post) <= posterior_tolerance)
+    if not result["passed"]:
+        fe = card.frontends[inp.frontend]
+        raise ReferenceMismatchError(
+            f"hark's features differ from your reference features: up to "
+            f"{cmp.feature_rel:.2e} of their range (tolerance {feature_tolerance:.0e}), "
+            f"posteriors up to {max(post):.2e} (tolerance {posterior_tolerance:.0e}); "
+            f"{diagnose(cmp, inp, fe)}"
+        )
+    return result
+
+
+# ---- the search ----------------------------------------------------------------------------
+# frontend fields tried, in order; the base spec's own value is always tried first
+SEARCH_SPACE: dict[str, tuple[Any, ...]] = {
+    "log": ("ln", "db", "log10", "db_amplitude", "none"),
+    "center": (False, True),
+    "power": (2.0, 1.0),
+    "top_db": (None, 80.0),
+    "floor_mode": ("add", "max"),
+    "mel_scale": ("slaney", "htk"),
+}
+LAYOUT_SPACE = ("frames_bins", "bins_frames")
+
+
+@dataclass
+class Fit:
+    """The best frontend/layout found and how close it came."""
+
+    spec: FrontendSpec
+    layout: str
+    feature_rel: float
+    changed: dict[str, Any]
+    tried: int
+
+    def command_line(self) -> str:
+        parts = []
+        fe = ",".join(f"{k}={_fmt(v)}" for k, v in self.changed.items() if k != "layout")
+        if fe:
+            parts.append(f"--frontend {fe}")
+        if "layout" in self.changed:
+            parts.append(f"--layout {self.changed['layout']}")
+        return " ".join(parts)
+
+
+def _fmt(v: Any) -> str:
+    return "none" if v is None else (f"{v:g}" if isinstance(v, float) else str(v))
+
+
+def fit_features(card: ModelCard, make_card: Callable[[FrontendSpec, str], ModelCard | None],
+                 fn: ReferenceFn, *, seed: int = 0, fields: Iterable[str] | None = None,
+                 tolerance: float = FEATURE_TOLERANCE) -> Fit:
+    """Search SEARCH_SPACE x LAYOUT_SPACE for the options whose tensors match the reference.
+
+    make_card(spec, layout) gives the card for one candidate (None when it cannot feed the
+    model). The runtime's window assembly runs with a recording stand-in for the model: only
+    the tensors are compared; the chosen candidate is then verified end to end by `measure`.
+    """
+    inp = card.inputs[0]
+    base = card.frontends[inp.frontend]
+    names = [f for f in (fields or SEARCH_SPACE) if f in SEARCH_SPACE]
+    axes = [tuple(dict.fromkeys((getattr(base, f), *SEARCH_SPACE[f]))) for f in names]
+    layouts = tuple(dict.fromkeys((inp.layout, *LAYOUT_SPACE)))
+    n = int(round((card.window_s or 0.0) * card.sample_rate))
+    probes = probe_signals(card.sample_rate, n, seed)[:2]
+    best: Fit | None = None
+    tried = 0
+    for values in itertools.product(*axes):
+        try:
+            spec = dataclasses.replace(base, **dict(zip(names, values, strict=True)))
+            spec.validate(card.sample_rate)
+        except Exception:  # an invalid combination (e.g. top_db without dB)
+            continue
+        for layout in layouts:
+            cand = make_card(spec, layout)
+            if cand is None:
+                continue
+            tried += 1
+            try:
+                cmp = compare(cand, None, fn, probes)
+            except ReferenceMismatchError:
+                continue
+            rel = cmp.feature_rel
+            if best is None or rel < best.feature_rel:
+                changed = {f: v for f, v in zip(names, values, strict=True)
+                           if getattr(base, f) != v}
+                if layout != inp.layout:
+                    changed["layout"] = layout
+                best = Fit(spec, layout, rel, changed, tried)
+            if rel <= tolerance * 1e-2:
+                break
+        if best is not None and best.feature_rel <= tolerance * 1e-2:
+            break
+    if best is None:
+        raise ExportError("--fit-features found no frontend option that can feed this model")
+    best.tried = tried
+    return best
