@@ -151,8 +151,15 @@ def dry_run_feeds(card: ModelCard) -> dict[str, np.ndarray]:
         if inp.role == "frames":
             shape: tuple[int, ...] = (1, 1, card.frontends[inp.frontend].n_bins(card.sample_rate))
         elif inp.role == "window":
-            bins = card.frontends[inp.frontend].n_bins(card.sample_rate)
-            shape = (1, card.expected_frames(inp), bins)
+            # built by the runner's own assembly, so layouts (bins-first, flattened, pooled,
+            # stacked channels) and per-window ops are fed exactly as they will be
+            from hark.live.runners import window_tensor
+
+            spec = card.frontends[inp.frontend]
+            frames = np.zeros((card.expected_frames(inp), spec.frame_bins(card.sample_rate)),
+                              dtype=np.float32)
+            feeds[inp.name] = window_tensor(frames, spec, inp, card.normalization.get(inp.frontend))
+            continue
         else:
             shape = (1, card.expected_frames(inp))
         if len(inp.shape) == len(shape) + 1:

@@ -47,7 +47,7 @@ MODELS: dict[str, tuple[str, str]] = {
     "siva_kws_lstm_stft": (
         "finetune_lstm.h5",
         "--sample-rate 16000 --frontend kind=stft,win_length=255,hop_length=128,n_fft=pow2,"
-        "power=1,log=none --output-activation softmax",
+        "window_fn=hann_symmetric,power=1,log=none --output-activation softmax",
     ),
     "ollie_speech_music_cnn": (
         "model.keras",
