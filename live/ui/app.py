@@ -16,8 +16,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -47,6 +49,7 @@ MIN_MIDDLE_ROWS = 5  # now / events panels at least (title + big type + a line)
 MAX_ROW_LINES = 8  # lines per class in the roll when there is room
 ROLL_SHARE = 0.55  # of the lines between the status bar and the bottom panels
 SWITCH_INTERVAL_S = 0.0005  # GIL switch interval while the UI runs (see run_ui)
+HANGUP_GRACE_S = 5.0  # after SIGHUP and the events are written: how long a normal exit may take
 FROZEN_CPU = (12.0, 4.0)  # process %, UI thread % shown in frozen (snapshot test) mode
 
 
@@ -262,7 +265,20 @@ class HarkApp(App[int]):
     def _quit(self, code: int) -> None:
         """Stop the audio (the worker closes open events and writes them), then exit."""
         self.session.stop()
+        if code == 129:
+            threading.Thread(target=self._leave_if_stuck, args=(code,), daemon=True,
+                             name="hangup-exit").start()
         self.exit(code, return_code=code)
+
+    def _leave_if_stuck(self, code: int) -> None:
+        """After SIGHUP, leave even if textual's shutdown blocks on the vanished terminal.
+
+        Seen under load: its writer queue never drains and the process lives on. Once the worker
+        has closed and written the open events, a normal exit gets a few seconds, then we go.
+        """
+        self.session.wait(10.0)
+        time.sleep(HANGUP_GRACE_S)
+        os._exit(code)
 
     def action_quit(self) -> None:  # type: ignore[override]
         self._quit(0)
