@@ -111,7 +111,14 @@ def test_rnn_sounds(tmp_path: Path, stream: Path, capsys: pytest.CaptureFixture[
     res = _train("rnn", tmp_path / "sounds", None, task="sounds", synth=6, seq_frames=300,
                  streams_per_epoch=6)
     card = _check_card(res.onnx_path, 5)
-    assert card["task"] == "multilabel" and card["vad"]["enabled"] is False
+    assert card["task"] == "multilabel"
+    # the tuner decides the gate on validation (issue 15's rule) and the card carries its choice
+    from hark.live.card import load_card
+    from hark.models.tuning import describe_vad
+
+    choice = card["evaluation"]["validation_vad"]
+    vad = load_card(res.onnx_path.with_suffix(".json")).vad
+    assert choice["why"] and choice["chosen"] == describe_vad(vad)
     assert "event_f1" in card["evaluation"]["test_streams_10db"]
     _replays(res.onnx_path, stream, capsys)
 
