@@ -245,6 +245,26 @@ def raw_window_model(out_dir: Path, labels: tuple[str, ...] = ("u", "v"), seed: 
     return _save(graph, card, out_dir)
 
 
+def band_detector_nodes(output: str) -> tuple[np.ndarray, list[onnx.NodeProto]]:
+    """The band detector's band selector and nodes: frames -> d (log band power - thr) -> output.
+
+    Inputs the graph must provide: "frames", initialisers "sel" (the returned matrix), "thr",
+    "gain". Other test graphs build on "d" (e.g. one that turns it into NaN).
+    """
+    sel = np.zeros((40, 2), dtype=np.float32)
+    sel[0:10, 0] = 1 / 10
+    sel[30:40, 1] = 1 / 10
+    nodes = [
+        helper.make_node("Exp", ["frames"], ["power"]),
+        helper.make_node("MatMul", ["power", "sel"], ["band_power"]),
+        helper.make_node("Log", ["band_power"], ["band"]),
+        helper.make_node("Sub", ["band", "thr"], ["d"]),
+        helper.make_node("Mul", ["d", "gain"], ["z"]),
+        helper.make_node("Sigmoid", ["z"], [output]),
+    ]
+    return sel, nodes
+
+
 def band_energy_model(
     out_dir: Path,
     threshold: float | tuple[float, float],
@@ -257,17 +277,7 @@ def band_energy_model(
     posterior = sigmoid(gain * (log of the band's mean mel power - threshold)): the detection
     rule is known exactly, so events on a synthetic signal have a known right answer.
     """
-    sel = np.zeros((40, 2), dtype=np.float32)
-    sel[0:10, 0] = 1 / 10
-    sel[30:40, 1] = 1 / 10
-    nodes = [
-        helper.make_node("Exp", ["frames"], ["power"]),
-        helper.make_node("MatMul", ["power", "sel"], ["band_power"]),
-        helper.make_node("Log", ["band_power"], ["band"]),
-        helper.make_node("Sub", ["band", "thr"], ["d"]),
-        helper.make_node("Mul", ["d", "gain"], ["z"]),
-        helper.make_node("Sigmoid", ["z"], ["posteriors"]),
-    ]
+    sel, nodes = band_detector_nodes("posteriors")
     thr = np.broadcast_to(np.asarray(threshold, dtype=np.float32), (2,))
     inits = [_init("sel", sel), _init("thr", thr), _init("gain", np.array([4.0]))]
     graph = helper.make_graph(

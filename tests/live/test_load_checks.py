@@ -257,16 +257,8 @@ def test_the_dry_run_feeds_what_the_runners_feed(tmp_path: Path) -> None:
 
 def _nan_model(out_dir: Path) -> Path:
     """The band detector, but loud high-band input makes every output NaN (sqrt of < 0)."""
-    sel = np.zeros((40, 2), dtype=np.float32)
-    sel[0:10, 0] = 1 / 10
-    sel[30:40, 1] = 1 / 10
-    nodes = [
-        helper.make_node("Exp", ["frames"], ["power"]),
-        helper.make_node("MatMul", ["power", "sel"], ["band_power"]),
-        helper.make_node("Log", ["band_power"], ["band"]),
-        helper.make_node("Sub", ["band", "thr"], ["d"]),
-        helper.make_node("Mul", ["d", "gain"], ["z"]),
-        helper.make_node("Sigmoid", ["z"], ["p"]),
+    sel, nodes = onnx_models.band_detector_nodes("p")
+    nodes += [
         # high band above its threshold: d[..., 1] > 0, sqrt(-d) = NaN, NaN * 0 = NaN everywhere
         helper.make_node("Gather", ["d", "one"], ["d_high"], axis=2),
         helper.make_node("Neg", ["d_high"], ["neg"]),
