@@ -4,8 +4,10 @@ Serving N microphones from one process, onnxruntime's per-call overhead (~15-20 
 small LSTM step, so the streams whose frames are due are stacked on the batch axis, (B, 1, bins),
 their states on the state's batch axis ((directions, batch, hidden) -> axis 1; a Keras-style
 (batch, hidden) -> axis 0), and run in one session.run. Everything else is each stream's own and
-has the live Engine's semantics: its frontend (Frontend.push), its VAD gate (VadGate), state reset
-after reset_after_ms of closed gate, zero posteriors while the gate is shut, its Smoother. Streams
+has the live Engine's semantics: its frontend (Frontend.push), its speech gate (webrtcvad or silero,
+as the card or the options say), the card's pre-roll (frames held while the gate is shut are run
+first when it opens, and answered with zeros only when they age out of it), state reset after
+reset_after_ms of closed gate, its Smoother. Streams
 come and go (add_stream / remove_stream) and are fed independently (feed); process() runs every
 frame that has arrived. tests/live/test_batched.py holds it equal to one Engine per stream.
 
@@ -27,8 +29,9 @@ from hark.live.engine import EngineOptions
 from hark.live.events import Event
 from hark.live.features import Frontend, normalize
 from hark.live.model import OnnxModel, check_finite
+from hark.live.preroll import FrameRing
 from hark.live.smoothing import Smoother
-from hark.live.vad import VadGate, VadOptions
+from hark.live.vad import Gate, VadOptions, make_gate
 
 
 @dataclass(frozen=True)
@@ -124,7 +127,9 @@ class _Stream:
     def __init__(self, engine: BatchedEngine) -> None:
         card = engine.card
         self.frontend = Frontend(engine.spec, card.sample_rate)
-        self.gate = VadGate(card.sample_rate, engine.vad_options) if engine.vad_options else None
+        self.gate: Gate | None = (make_gate(card.sample_rate, engine.vad_options)
+                                  if engine.vad_options else None)
+        self.ring = FrameRing(engine.pre_roll, self.frontend.n_bins)
         self.smoother = Smoother(card.labels, card.smoothing, card.decision_hop_s(),
                                  task=card.task, ignore_labels=card.ignore_labels,
                                  history=engine.options.history, model=card.name)
@@ -133,6 +138,7 @@ class _Stream:
         self.first = 0  # frame index of frames[0]
         self.is_open = np.zeros(0, bool)  # the gate at each of those frames
         self.off_frames = 0
+        self.out = 0  # frame index of the next posterior handed to the smoother
         self.samples = 0  # fed so far: the stream's clock
         self.recorded: list[np.ndarray] = []
 
@@ -157,14 +163,16 @@ class BatchedEngine:
         self.spec = card.frontends[inp.frontend]
         self._norm = card.normalization.get(inp.frontend)
         self._rank4 = len(inp.shape) == 4
-        use_vad = card.vad.enabled if self.options.vad is None else self.options.vad
+        opts = self.options
+        use_vad = card.vad.enabled if opts.vad is None else opts.vad
+        if opts.vad is None and opts.vad_kind is not None:
+            use_vad = True
         self.vad_options: VadOptions | None = None
-        if use_vad:
-            # NOTE: no pre-roll here yet (live.engine's ModelStream has it): a card's pre_roll_ms
-            # is ignored, so with the gate on this engine equals live.engine only at pre-roll 0;
-            # and the batched gate is webrtcvad's (the silero gate is per stream)
-            self.vad_options = VadOptions.from_spec(card.vad, "webrtc", self.options.vad_mode)
         hop_s = card.decision_hop_s()
+        self.pre_roll = 0  # frames held while the gate is shut (live.engine's rule)
+        if use_vad:
+            self.vad_options = VadOptions.from_spec(card.vad, opts.vad_kind, opts.vad_mode)
+            self.pre_roll = int(np.ceil(card.vad.pre_roll_ms / 1000.0 / hop_s - 1e-9))
         self.reset_frames = (int(np.ceil(card.vad.reset_after_ms / 1000.0 / hop_s))
                              if self.options.reset_after_silence else None)
         self._axes = [state_batch_axis(s.shape) for s in card.state]
@@ -188,7 +196,7 @@ class BatchedEngine:
 
     def remove_stream(self, sid: int) -> list[Event]:
         """End a stream: run what it has, close its open events and return them with the rest."""
-        events = self.process().get(sid, [])
+        events = self.flush_stream(sid)
         stream = self._streams.pop(sid)
         return events + stream.smoother.close(stream.samples / self.card.sample_rate)
 
@@ -238,45 +246,99 @@ class BatchedEngine:
         if reset_times:
             self.last_times[2:] = 0.0
         t0 = time.perf_counter()
-        due = {sid: s for sid, s in self._streams.items() if len(s.frames)}
-        posts = {sid: np.zeros((len(s.frames), self.n_classes), np.float32)
-                 for sid, s in due.items()}
-        depth = max((len(s.frames) for s in due.values()), default=0)
+        # each due stream's work in output order: rows of frames to run (NaN-free), a mask of
+        # which output rows are model answers (the rest are zeros: shut gate, aged pre-roll),
+        # and the rows before which the recurrent state is reset
+        plans = {sid: self._plan(s) for sid, s in self._streams.items() if len(s.frames)}
+        posts = {sid: np.zeros((len(p[1]), self.n_classes), np.float32) for sid, p in plans.items()}
+        runs = {sid: np.flatnonzero(p[1]) for sid, p in plans.items()}
+        depth = max((len(r) for r in runs.values()), default=0)
         for j in range(depth):
             batch: list[tuple[int, _Stream]] = []
-            for sid, s in due.items():
-                if j >= len(s.frames):
+            rows: list[np.ndarray] = []
+            for sid, r in runs.items():
+                if j >= len(r):
                     continue
-                if not s.is_open[j]:
-                    s.off_frames += 1
-                    continue
-                if self.reset_frames is not None and s.off_frames >= self.reset_frames:
+                s = self._streams[sid]
+                if j in plans[sid][2]:
                     s.state = [np.zeros(st.shape, np.float32) for st in self.card.state]
-                s.off_frames = 0
                 batch.append((sid, s))
-            if batch:
-                out = self._run(batch, j)
-                for k, (sid, _) in enumerate(batch):
-                    posts[sid][j] = out[k]
+                rows.append(plans[sid][0][j])
+            out = self._run(batch, np.stack(rows))
+            for k, (sid, _) in enumerate(batch):
+                posts[sid][runs[sid][j]] = out[k]
         t1 = time.perf_counter()
         events: dict[int, list[Event]] = {}
         rate = self.card.sample_rate
-        for sid, s in due.items():
-            fe = s.frontend
-            t_first = (s.first * fe.hop + fe.window / 2) / rate
-            events[sid] = s.smoother.update(posts[sid], t_first)
-            if self.options.record:
-                s.recorded.append(posts[sid])
-            s.first += len(s.frames)
+        for sid in plans:
+            s = self._streams[sid]
+            post = posts[sid]
+            if len(post):
+                fe = s.frontend
+                events[sid] = s.smoother.update(post, (s.out * fe.hop + fe.window / 2) / rate)
+                if self.options.record:
+                    s.recorded.append(post)
+                s.out += len(post)
+            else:
+                events[sid] = []
             s.frames = s.frames[:0]
             s.is_open = s.is_open[:0]
         self.last_times[2] += t1 - t0
         self.last_times[3] += time.perf_counter() - t1
         return events
 
-    def _run(self, batch: list[tuple[int, _Stream]], j: int) -> np.ndarray:
-        """One session.run for frame j of each stream in `batch`; their states updated."""
-        x = np.stack([s.frames[j] for _, s in batch])
+    def _plan(self, s: _Stream) -> tuple[np.ndarray, np.ndarray, set[int]]:
+        """A stream's queued frames through its gate and pre-roll (live.engine's _gated_run rule).
+
+        Returns (frames to run, in order; per output row whether the model answers it; indices
+        into the frames to run before which the state is reset).
+        """
+        to_run: list[np.ndarray] = []
+        answered: list[np.ndarray] = []
+        resets: set[int] = set()
+        n_run = 0
+        i, n = 0, len(s.frames)
+        while i < n:
+            j = i
+            while j < n and s.is_open[j] == s.is_open[i]:
+                j += 1
+            frames = s.frames[i:j]
+            if not s.is_open[i]:
+                s.off_frames += j - i
+                _, dropped = s.ring.push(s.first + i, frames)
+                answered.append(np.zeros(dropped, bool))
+            else:
+                if self.reset_frames is not None and s.off_frames >= self.reset_frames:
+                    resets.add(n_run)
+                s.off_frames = 0
+                if s.ring.count:
+                    frames = np.concatenate((s.ring.take(), frames))
+                to_run.append(frames)
+                answered.append(np.ones(len(frames), bool))
+                n_run += len(frames)
+            i = j
+        s.first += n
+        run = np.concatenate(to_run) if to_run else s.frames[:0]
+        return run, np.concatenate(answered) if answered else np.zeros(0, bool), resets
+
+    def flush_stream(self, sid: int) -> list[Event]:
+        """End of a stream's audio: frames still held as pre-roll are answered (shut: zeros)."""
+        events = self.process().get(sid, [])
+        s = self._streams[sid]
+        if not s.ring.count:
+            return events
+        n = s.ring.count
+        s.ring.clear()
+        fe = s.frontend
+        post = np.zeros((n, self.n_classes), np.float32)
+        events += s.smoother.update(post, (s.out * fe.hop + fe.window / 2) / self.card.sample_rate)
+        if self.options.record:
+            s.recorded.append(post)
+        s.out += n
+        return events
+
+    def _run(self, batch: list[tuple[int, _Stream]], x: np.ndarray) -> np.ndarray:
+        """One session.run of one frame per stream in `batch` (rows of x); their states updated."""
         x = normalize(x, self._norm).astype(np.float32, copy=False)[:, None, :]
         if self._rank4:
             x = x[..., None]

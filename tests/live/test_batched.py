@@ -40,22 +40,23 @@ def _streams_audio(n: int, seconds: float) -> np.ndarray:
     return x
 
 
-def _no_pre_roll(model: OnnxModel) -> OnnxModel:
-    """The batched engine has no pre-roll yet (live.engine's ModelStream has): compare without."""
-    card = replace(model.card, vad=replace(model.card.vad, pre_roll_ms=0.0))
+def _with_pre_roll(model: OnnxModel, pre_roll_ms: float) -> OnnxModel:
+    """The model with another card pre-roll (0 = posteriors of a shut gate are zeros at once)."""
+    card = replace(model.card, vad=replace(model.card.vad, pre_roll_ms=pre_roll_ms))
     return OnnxModel(model.path, card, model.session, model.output)
 
 
 def _compare(model: OnnxModel, session: object, vad: bool | None, n: int = 5,
-             ragged: bool = False) -> BatchedEngine:
+             ragged: bool = False, pre_roll_ms: float = 300.0,
+             kind: str | None = None) -> BatchedEngine:
     """Feed n streams through n Engines and one BatchedEngine; posteriors 1e-5, events equal.
 
     ragged: each stream is fed blocks of its own size (80..480 samples), so streams are never
     in lockstep, as independent WebSocket clients are not.
     """
-    model = _no_pre_roll(model)
+    model = _with_pre_roll(model, pre_roll_ms)
     x = _streams_audio(n, 3.0)
-    options = EngineOptions(vad=vad, record=True)
+    options = EngineOptions(vad=vad, record=True, vad_kind=kind)  # type: ignore[arg-type]
     engines = [Engine([model], options) for _ in range(n)]
     bank = BatchedEngine(model, options, session=session)
     ids = [bank.add_stream() for _ in range(n)]
@@ -82,8 +83,10 @@ def _compare(model: OnnxModel, session: object, vad: bool | None, n: int = 5,
     return bank
 
 
-def _posteriors_equal(model: OnnxModel, session: object, vad: bool | None, n: int = 5) -> int:
-    model = _no_pre_roll(model)
+def _posteriors_equal(model: OnnxModel, session: object, vad: bool | None, n: int = 5,
+                      pre_roll_ms: float = 300.0) -> np.ndarray:
+    """Posteriors of n Engines and one BatchedEngine equal (1e-5); returns the batched ones."""
+    model = _with_pre_roll(model, pre_roll_ms)
     x = _streams_audio(n, 3.0)
     options = EngineOptions(vad=vad, record=True)
     engines = [Engine([model], options) for _ in range(n)]
@@ -99,18 +102,34 @@ def _posteriors_equal(model: OnnxModel, session: object, vad: bool | None, n: in
         assert got.shape == want.shape
         np.testing.assert_allclose(got, want, atol=1e-5, rtol=0)
     assert bank.calls < sum(e.streams[0].runner.calls for e in engines)  # it did batch
-    return bank.calls
+    return np.concatenate([bank.recording(sid) for sid in ids])
 
 
-@pytest.mark.parametrize("vad", [False, True])
-def test_batched_equals_unbatched(models: dict[str, Path], vad: bool) -> None:
+@pytest.mark.parametrize(("vad", "pre_roll_ms"), [(False, 300.0), (True, 0.0), (True, 300.0)])
+def test_batched_equals_unbatched(models: dict[str, Path], vad: bool, pre_roll_ms: float) -> None:
     model = OnnxModel.load(models["stack"])
     check = batched.check_batch(model)
     assert check.ok, check.reason
-    calls = _posteriors_equal(model, model.session, vad)
+    bank = _compare(model, model.session, vad, pre_roll_ms=pre_roll_ms)
+    _posteriors_equal(model, model.session, vad, pre_roll_ms=pre_roll_ms)
     if not vad:  # one call per hop for all five streams
-        assert calls == (3 * RATE - 400) // HOP + 1
-    _compare(model, model.session, vad)
+        assert bank.calls == (3 * RATE - 400) // HOP + 1
+
+
+def test_pre_roll_changes_what_the_model_answers(models: dict[str, Path]) -> None:
+    """With the gate on, the pre-roll really runs the model on frames the gate had shut out."""
+    model = OnnxModel.load(models["stack"])
+    with_roll = _posteriors_equal(model, model.session, True, pre_roll_ms=300.0)
+    without = _posteriors_equal(model, model.session, True, pre_roll_ms=0.0)
+    assert with_roll.shape == without.shape
+    assert (np.abs(with_roll).sum(axis=1) > 0).sum() > (np.abs(without).sum(axis=1) > 0).sum()
+
+
+def test_silero_gate_per_stream(models: dict[str, Path]) -> None:
+    """The card's or the options' gate kind is each stream's own: silero as well as webrtcvad."""
+    model = OnnxModel.load(models["stack"])
+    bank = _compare(model, model.session, vad=True, n=3, ragged=True, kind="silero")
+    assert bank.vad_options is not None and bank.vad_options.kind == "silero"
 
 
 def test_independent_feeds_of_different_sizes(models: dict[str, Path]) -> None:
