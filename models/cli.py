@@ -179,6 +179,10 @@ def register(subparsers: Any) -> None:
     de.add_argument("--seed", type=int, default=0)
     s.set_defaults(func=run_synth)
 
+    from hark.models import retune
+
+    retune.register(subparsers)
+
 
 def _parse_sets(items: list[str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
