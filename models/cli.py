@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -87,7 +88,8 @@ def register(subparsers: Any) -> None:
     train_flags = add_fields(t, TrainOptions, [
         "epochs", "seed", "batch_size", "patience", ("learning_rate", "--lr"), "threads",
         "seq_frames", "target_delay_ms", "target_tail_ms", "onset_crops", "spec_augment",
-        "streams_per_epoch", "freq_warp", "tilt_db", "val_streams", "tune_streams",
+        "streams_per_epoch", "freq_warp", "tilt_db", "channels", "rir_cache", "negatives",
+        "negative_share", "val_streams", "tune_streams",
         "test_streams", "test_stream_s", "tune"])
     t.set_defaults(func=run_train, train_flags=train_flags)
 
@@ -174,6 +176,14 @@ def register(subparsers: Any) -> None:
     so.add_argument("--seconds", type=float, default=10.0)
     so.add_argument("--snr", type=float, nargs=2, default=(10.0, 10.0), metavar=("LO", "HI"))
     so.add_argument("--seed", type=int, default=0)
+    pr = ss.add_parser("prompts", help="real speech without command words: Debian's Asterisk "
+                       "prompts (es, fr, it, ru; fetched with apt-get download, not installed)")
+    pr.add_argument("out", type=Path, help="folder; one sub-folder of WAVs per language")
+    pr.add_argument("--language", default="es,fr,it",
+                    help="comma-separated (default es,fr,it; ru is hark's held-out language; "
+                    "English is reserved for independent evaluation and refused)")
+    pr.add_argument("--cache", type=Path, default=Path("cache"),
+                    help="where the packages are unpacked (default cache)")
     de = ss.add_parser("demo", help="the demo recording (words and sounds) + its truth tsv")
     de.add_argument("out", type=Path, help="path of the .wav (the .tsv goes beside it)")
     de.add_argument("--seed", type=int, default=0)
@@ -382,6 +392,16 @@ def run_synth(args: argparse.Namespace) -> int:
             files = synth.write_sound_streams(args.out, args.n, seed=args.seed,
                                               duration_s=args.seconds, snr_db=tuple(args.snr))
             print(f"{len(files)} streams in {args.out}")
+        elif args.what == "prompts":
+            from hark.models.data.real_speech import prompt_files
+
+            for lang in (x.strip() for x in args.language.split(",") if x.strip()):
+                dest = args.out / lang
+                dest.mkdir(parents=True, exist_ok=True)
+                files = prompt_files(lang, args.cache)
+                for i, f in enumerate(files):
+                    shutil.copyfile(f, dest / f"{i:05d}_{f.name}")
+                print(f"{len(files)} {lang} prompts in {dest}")
         else:
             from hark.models.demo import write_demo
 

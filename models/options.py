@@ -43,6 +43,16 @@ class TrainOptions:
                           "(e.g. 0.1; default 0: off)")
     tilt_db: float = _h(0.0, "rnn: a random smooth EQ of up to +-DB across the bands per crop "
                         "(default 0: off)")
+    channels: float = _h(0.0, "rnn commands: share of training streams played through a "
+                         "simulated room, microphone and channel (reverb, EQ, laptop high-pass, "
+                         "telephone, MP3, clipping; models.data.rooms; default 0: off)")
+    rir_cache: Path = _h(Path("cache/rooms"), "folder where the simulated room impulse "
+                         "responses are cached (default cache/rooms)")
+    negatives: Path | None = _h(None, "rnn commands: a folder of real speech that holds none of "
+                                "the words (e.g. from `hark synth prompts`); cut into 0.4-3 s "
+                                "pieces and added to the training words as _unknown_")
+    negative_share: float = _h(0.5, "pieces of --negatives per unknown word of the training "
+                               "pool (default 0.5)")
     streams_per_epoch: int | None = None
     val_streams: int = 24
     tune_streams: int = _h(48, "validation word streams (30 s) that pick the card's VAD and "

@@ -31,6 +31,8 @@ from hark.live.card import SmoothingSpec, VadSpec
 from hark.live.features import n_frames_for
 from hark.models import architectures as A
 from hark.models import assess
+from hark.models.data.events import Stream
+from hark.models.data.speech_commands import UNKNOWN
 from hark.models.datasets import (
     COMMAND_FRAME_LABELS,
     SOUND_LABELS,
@@ -290,9 +292,17 @@ def _train_frames(opts: TrainOptions, keras: Any, log: Log) -> TrainResult:
         per_epoch = opts.streams_per_epoch or max(4, math.ceil(1.5 * len(pool) / 28))
         log(f"word pool: train {len(pool)} clips ({len(only_unknown(pool))} unknown), validation "
             f"{len(val_pool)}; {per_epoch} streams of 30 s per epoch")
+        if opts.negatives is not None:
+            pool = pool + _real_speech(opts, len(only_unknown(pool)), sr, log)
+        channel = _channel_augmenter(opts, sr, log)
 
         def train_streams(epoch: int) -> list[Any]:
-            return speech_streams(pool, per_epoch, seed=sub_seed(opts.seed, 1, epoch))
+            streams = speech_streams(pool, per_epoch, seed=sub_seed(opts.seed, 1, epoch))
+            if channel is None:
+                return streams
+            rng = np.random.default_rng([opts.seed, 10, epoch])
+            return [Stream(channel(s.audio, rng), s.sample_rate, s.events)
+                    if rng.random() < opts.channels else s for s in streams]
 
         n_val = max(2, opts.val_streams // 2)
         val_list = speech_streams(val_pool, n_val, seed=sub_seed(opts.seed, 2, 0))
@@ -349,6 +359,33 @@ def _train_frames(opts: TrainOptions, keras: Any, log: Log) -> TrainResult:
 
 
 # ---- bookkeeping ---------------------------------------------------------------------------------
+def _real_speech(opts: TrainOptions, n_unknown: int, sr: int, log: Log) -> list[Any]:
+    """Pieces of real speech (opts.negatives) as _unknown_ words of the training pool."""
+    from hark.models.data.real_speech import speech_pieces
+
+    assert opts.negatives is not None
+    n = max(1, round(opts.negative_share * n_unknown))
+    try:
+        pieces = speech_pieces(opts.negatives, sr, n, np.random.default_rng([opts.seed, 9]))
+    except (FileNotFoundError, ValueError) as e:
+        raise ValueError(f"--negatives: {e}") from None
+    log(f"real speech: {len(pieces)} pieces of {opts.negatives} added as _unknown_ "
+        f"({sum(p.size for p in pieces) / sr / 60:.1f} min)")
+    return [(p, UNKNOWN) for p in pieces]
+
+
+def _channel_augmenter(opts: TrainOptions, sr: int, log: Log) -> Any:
+    """Rooms, microphones and channels for opts.channels of the training streams (or None)."""
+    if opts.channels <= 0:
+        return None
+    from hark.models.data.rooms import ChannelAugmenter, room_bank
+
+    bank = room_bank(opts.rir_cache, sample_rate=sr)
+    log(f"channels: {opts.channels:.0%} of the training streams through a room ({bank}), "
+        "microphone and channel")
+    return ChannelAugmenter(sr, bank)
+
+
 def _provenance(opts: TrainOptions, cfg: Any, tree: Path | None) -> dict[str, Any]:
     if tree is not None:
         data = str(tree)
@@ -364,6 +401,9 @@ def _provenance(opts: TrainOptions, cfg: Any, tree: Path | None) -> dict[str, An
         "data": data,
         "synth_per_word": opts.synth,
         "epochs_max": opts.epochs,
+        **({"channels": opts.channels} if opts.channels > 0 else {}),
+        **({"real_speech_negatives": str(opts.negatives), "negative_share": opts.negative_share}
+           if opts.negatives is not None else {}),
     }
 
 

@@ -14,6 +14,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+import numpy as np
+
 PROMPT_LANGUAGES: tuple[str, ...] = ("es", "fr", "it", "ru")
 # Kept out of training and tuning: false accepts per hour are measured on it.
 HELD_OUT_LANGUAGE = "ru"
@@ -69,8 +71,6 @@ def music_files(cache_dir: str | Path) -> list[Path]:
 def concatenate(files: list[Path], out: str | Path, sample_rate: int = 16000,
                 gap_s: float = 0.3) -> Path:
     """One long recording of many prompts (the engine's start-up cost is paid once)."""
-    import numpy as np
-
     from hark.models.data.audio import read_audio, write_wav
 
     gap = np.zeros(round(gap_s * sample_rate), np.float32)
@@ -78,3 +78,36 @@ def concatenate(files: list[Path], out: str | Path, sample_rate: int = 16000,
     for f in files:
         parts += [read_audio(f, sample_rate), gap]
     return write_wav(out, np.concatenate(parts) if parts else gap, sample_rate)
+
+
+def speech_pieces(folder: str | Path, sample_rate: int, n: int, rng: np.random.Generator,
+                  length_s: tuple[float, float] = (0.4, 3.0)) -> list[np.ndarray]:
+    """N pieces of real speech from the audio files under `folder` (drawn with replacement).
+
+    Each piece is a random stretch of one file's active part (silence at the edges trimmed),
+    0.4-3 s long: what a word spotter must learn to pass over. Files are decoded once each.
+    """
+    from hark.models.data.audio import active_extent, read_audio
+    from hark.models.false_accepts import negative_files
+
+    files = negative_files([folder])
+    decoded: dict[int, np.ndarray] = {}
+    out: list[np.ndarray] = []
+    lo, hi = (round(s * sample_rate) for s in length_s)
+    for _ in range(n):
+        i = int(rng.integers(len(files)))
+        if i not in decoded:
+            x = read_audio(files[i], sample_rate)
+            a, b = active_extent(x, sample_rate) if x.size else (0, 0)
+            decoded[i] = x[a:b]
+        x = decoded[i]
+        if x.size < lo:
+            if x.size and np.any(x):
+                out.append(x.copy())
+            continue
+        size = int(rng.integers(lo, min(hi, x.size) + 1))
+        start = int(rng.integers(0, x.size - size + 1))
+        piece = x[start : start + size]
+        if np.any(piece):
+            out.append(piece.copy())
+    return out
