@@ -89,10 +89,12 @@ def steps(work: Path) -> list[tuple[str, list[str]]]:
 def steps_v2(work: Path) -> list[tuple[str, list[str]]]:
     """The issue-11 retrain (not yet run): several synthesizers, held-out sources, real speech.
 
-    Training tree: espeak-ng + flite (awb, rms, kal) + Kokoro (voices and blends) with one Praat
-    speaker per voice and the near-miss fillers; held out of it entirely: flite slt and the Kokoro
-    blend pair jf_nezumi + jm_kumo (their own all-test trees), and the Russian Asterisk prompts
-    (false accepts per hour). Festival, Piper and the English prompts are never touched.
+    Training tree: espeak-ng + flite (awb, rms, kal) + a little Kokoro (voices and blends; 1-2 s
+    per word here, so 5%) with one Praat speaker per voice and the near-miss fillers; real speech
+    (Asterisk es/fr/it prompts) as _unknown_ pieces; half the training streams through a simulated
+    room, microphone and channel. Held out of it entirely: flite slt and the Kokoro blend pair
+    jf_nezumi + jm_kumo (their own all-test trees), and the Russian Asterisk prompts (false accepts
+    per hour). Festival, Piper and the English prompts are never touched.
     """
     w = str(work)
     seed = ["--seed", str(SEED)]
@@ -101,12 +103,17 @@ def steps_v2(work: Path) -> list[tuple[str, list[str]]]:
     cmd = f"{w}/commands/commands.onnx"
     cnn = f"{w}/commands-cnn/commands-cnn.onnx"
     ru = f"{w}/eval/ru"
+    prompts = f"{w}/data/prompts"
     return [
         ("multi tree", ["synth", "tree", multi, "--n-per-word", str(N_PER_WORD), *seed,
-                        "--engine", "espeak-ng:0.5", "--engine", "flite:0.2",
-                        "--engine", "kokoro:0.3", "--hold-out", "flite:slt",
+                        "--engine", "espeak-ng:0.6", "--engine", "flite:0.35",
+                        "--engine", "kokoro:0.05", "--hold-out", "flite:slt",
                         "--hold-out", "kokoro:jf_nezumi*0.5+jm_kumo", "--shifts", "1",
                         "--near-miss"]),
+        ("real speech for training (es, fr, it)", ["synth", "prompts", prompts, "--language",
+                                                   "es,fr,it", "--cache", f"{w}/cache"]),
+        ("real speech held out (ru)", ["synth", "prompts", ru, "--language", "ru",
+                                       "--cache", f"{w}/cache"]),
         ("flite slt tree (test only)", ["synth", "tree", slt, "--engine", "flite",
                                         "--voices", "slt", "--n-per-word", "60", *seed,
                                         "--all-test"]),
@@ -115,8 +122,8 @@ def steps_v2(work: Path) -> list[tuple[str, list[str]]]:
                                            "--n-per-word", "40", *seed, "--all-test"]),
         ("train commands", ["train", "--arch", "rnn", "--data", multi, *seed, "--epochs", "40",
                             "--patience", "6", "--threads", "1", *BIG_LSTM,
-                            "--set", "dropout=0.25", "--freq-warp", "0.1", "--tilt-db", "6",
-                            "--out", f"{w}/commands"]),
+                            "--set", "dropout=0.25", "--negatives", prompts, "--channels", "0.5",
+                            "--rir-cache", f"{w}/cache/rooms", "--out", f"{w}/commands"]),
         ("train commands-cnn", ["train", "--arch", "cnn", "--data", multi, *seed,
                                 "--epochs", "40", "--patience", "6", "--threads", "1",
                                 "--out", f"{w}/commands-cnn"]),
@@ -130,8 +137,6 @@ def steps_v2(work: Path) -> list[tuple[str, list[str]]]:
                                      "--write-card", "flite_slt_clips"]),
         ("commands-cnn: kokoro blend clips", ["eval", "--model", cnn, "--data", blend,
                                               "--write-card", "kokoro_blend_clips"]),
-        # ru: python -c "from hark.models.data.real_speech import *; concatenate(
-        #   prompt_files('ru', 'cache'), 'out/bundle/eval/ru/ru.wav')" first (see README)
         ("commands: ru false accepts + operating point",
          ["eval", "--model", cmd, "--negatives", ru, "--audio", f"{w}/eval/slt-words",
           "--det", f"{w}/eval/det-commands", "--target-fa-per-hour", "2",
@@ -139,10 +144,16 @@ def steps_v2(work: Path) -> list[tuple[str, list[str]]]:
     ]
 
 
-def run(work: Path, install: bool, only: set[str] | None = None) -> list[dict[str, object]]:
-    """Run every step (or those whose name contains one of `only`); return their timings."""
+RECIPES = {"v1": (steps, ("commands", "commands-cnn", "sounds")),
+           "v2": (steps_v2, ("commands", "commands-cnn"))}
+
+
+def run(work: Path, install: bool, only: set[str] | None = None,
+        recipe: str = "v1") -> list[dict[str, object]]:
+    """Run every step of a recipe (or those naming one of `only`); return their timings."""
+    make_steps, built = RECIPES[recipe]
     log = []
-    for what, args in steps(work):
+    for what, args in make_steps(work):
         if only and not any(o in what for o in only):
             continue
         line = "hark " + " ".join(shlex.quote(a) for a in args)
@@ -158,7 +169,9 @@ def run(work: Path, install: bool, only: set[str] | None = None) -> list[dict[st
 
         dest = bundled_dir()
         dest.mkdir(parents=True, exist_ok=True)
-        for name in ("commands", "commands-cnn", "sounds"):
+        for name in built:
+            if only and not (work / name / f"{name}.onnx").is_file():
+                continue
             for ext in (".onnx", ".json"):
                 shutil.copy2(work / name / f"{name}{ext}", dest / f"{name}{ext}")
         write_demo(dest / "demo.wav")
@@ -173,8 +186,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--work", type=Path, default=Path("out/bundle"))
     p.add_argument("--install", action="store_true", help="copy the results to models/bundled/")
     p.add_argument("--only", nargs="*", default=None, help="run only steps naming these words")
+    p.add_argument("--recipe", choices=sorted(RECIPES), default="v1",
+                   help="v1: espeak-ng only (the earlier bundle); v2: several synthesizers, "
+                   "real-speech negatives, rooms and channels (issue 11)")
     args = p.parse_args(argv)
-    run(args.work, args.install, set(args.only) if args.only else None)
+    run(args.work, args.install, set(args.only) if args.only else None, args.recipe)
     return 0
 
 
