@@ -20,6 +20,10 @@ from typing import ClassVar, TextIO
 from hark.live.errors import HarkError
 
 FORMATS = ("jsonl", "csv", "tsv")
+# The label of a marker line an event writer puts where the input lost audio (a microphone
+# starved of CPU): onset = stream time of the loss, offset = onset + the seconds lost (filled with
+# silence, so the times of later events stay true). Model "hark"; peak and mean 0.
+GAP_LABEL = "_gap_"
 CSV_HEADER = ("onset", "offset", "event_label", "peak", "mean", "model")
 TSV_HEADER = ("onset", "offset", "event_label")  # DCASE: exactly these three columns
 _LABEL_COLUMNS = ("event_label", "label", "event", "class")  # accepted label headers, in order

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from hark.live.errors import HarkError
-from hark.live.events import Event, Update, format_event_line, format_header
+from hark.live.events import GAP_LABEL, Event, Update, format_event_line, format_header
 
 if TYPE_CHECKING:
     from hark.live.engine import Engine
@@ -110,6 +110,12 @@ class LineSink(BaseSink):
     def feed(self, update: Update, engine: Engine) -> None:
         if update.finished:
             self.write_events(update.finished)
+
+    def gap(self, at_s: float, lost_s: float) -> None:
+        """A _gap_ marker line where the input lost audio (not counted as an event)."""
+        self._start()
+        marker = Event(GAP_LABEL, at_s, at_s + lost_s, 0.0, 0.0, "hark")
+        self._write(format_event_line(marker, self.fmt, self._file) + "\n")
 
     def write_events(self, events: Sequence[Event]) -> None:
         """Write events, one line each (the header first, if not yet written)."""

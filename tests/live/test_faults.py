@@ -230,8 +230,11 @@ def test_mic_gap_keeps_stream_time_and_says_where(mic_band_model: Path,  # noqa:
         p.send_signal(signal.SIGCONT)
         stdout, err = p.communicate(timeout=40)
     assert p.returncode == 0, err
-    events = [json.loads(x) for x in stdout.splitlines()]
+    lines = [json.loads(x) for x in stdout.splitlines()]
+    events = [e for e in lines if e["label"] != "_gap_"]
     assert [e["label"] for e in events] == ["low", "high"], (events, err)
+    for gap in (e for e in lines if e["label"] == "_gap_"):  # a loss is marked where it was
+        assert events[0]["offset"] < gap["onset"] < events[1]["onset"], lines
     spacing = events[1]["onset"] - events[0]["onset"]
     assert abs(spacing - 5.5) < 0.3, (events, err)  # not 2.5 s: the lost 3 s are counted
     for line in (x for x in err.splitlines() if "of input lost at" in x):
