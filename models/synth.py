@@ -111,6 +111,7 @@ def ensure_tree(
     from hark.models.data.synth_speech import (
         NEAR_MISS_WORDS,
         UNKNOWN_WORDS,
+        SpeechSetOptions,
         generate_speech_commands,
     )
     from hark.models.data.tts import parse_engine
@@ -149,6 +150,9 @@ def ensure_tree(
             voices=tree_voices(src, seed),
             workers=workers,
             engine_weights=weights,
+            # a held-out source is test data only: every speaker in the test split (one voice,
+            # such as flite slt, could not be spread over three speaker-disjoint splits)
+            options=SpeechSetOptions(split_fractions=(0.0, 0.0, 1.0)) if all_test else None,
         )
     if all_test:
         clips = sorted(p.relative_to(out).as_posix() for p in out.glob("*/*.wav")

@@ -70,3 +70,15 @@ def test_multi_engine_tree_holds_out_voices_and_writes_own_words(tmp_path) -> No
     b = sorted(p.relative_to(again).as_posix() for p in again.rglob("*.wav"))
     assert a == b
     assert all((root / x).read_bytes() == (again / x).read_bytes() for x in a[:40])
+
+
+def test_one_held_out_voice_makes_an_all_test_tree(tmp_path) -> None:
+    """flite slt alone (the README's held-out voice): every clip is test data, none validation."""
+    from hark.models.synth import TreeSources, ensure_tree
+
+    src = TreeSources(engines=(("flite", 1.0),), voices=("slt",), words=("yes", "no"))
+    root = ensure_tree(tmp_path / "slt", 2, seed=1, workers=1, all_test=True, sources=src)
+    listed = (root / "testing_list.txt").read_text().split()
+    assert len(listed) == len(list(root.glob("[!_]*/*.wav"))) > 4
+    assert all("slt" in c for c in listed)
+    assert (root / "validation_list.txt").read_text() == ""
