@@ -398,10 +398,14 @@ def run_synth(args: argparse.Namespace) -> int:
             for lang in (x.strip() for x in args.language.split(",") if x.strip()):
                 dest = args.out / lang
                 dest.mkdir(parents=True, exist_ok=True)
+                import soundfile as sf
+
                 files = prompt_files(lang, args.cache)
-                for i, f in enumerate(files):
+                kept = [f for f in files if sf.info(str(f)).frames > 0]  # a few are empty
+                for i, f in enumerate(kept):
                     shutil.copyfile(f, dest / f"{i:05d}_{f.name}")
-                print(f"{len(files)} {lang} prompts in {dest}")
+                print(f"{len(kept)} {lang} prompts in {dest} ({len(files) - len(kept)} empty "
+                      "files left out)")
         else:
             from hark.models.demo import write_demo
 
