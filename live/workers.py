@@ -289,8 +289,8 @@ class Workers:
             try:
                 if self.options.address:
                     ray.init(address=self.options.address, **quiet)
-                else:
-                    ray.init(num_cpus=self.options.jobs, **quiet)
+                else:  # "local": a new instance, never a `ray start` one found on this machine
+                    ray.init(address="local", num_cpus=self.options.jobs, **quiet)
             except (ConnectionError, RuntimeError, ValueError) as e:
                 first = (str(e).strip().splitlines() or [type(e).__name__])[0]
                 where = self.options.address or "a local Ray"
