@@ -26,6 +26,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import logging
 import os
+import re
 import signal
 import tempfile
 import threading
@@ -390,7 +391,8 @@ class Workers:
                 try:
                     done[index] = (item, ray.get(ref))
                 except ray.exceptions.RayError as e:
-                    first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+                    text = re.sub(r"\x1b\[[0-9;]*m", "", str(e)).strip()  # Ray's colours
+                    first = (text.splitlines() or [type(e).__name__])[0]
                     raise WorkerError(f"a Ray worker failed on {item.path}: {first}") from None
                 free.append(actor)
             now = time.monotonic()
