@@ -6,7 +6,9 @@
 The corpus is generated from the bundled demo recording (words and sounds): each file is the demo
 from a seeded offset, looped to length, at a seeded gain, over seeded noise, written as FLAC
 (nothing is downloaded). Every mode is a real `hark replay FILES... --out` subprocess, so each
-figure includes its start-up (Ray's several seconds too: it is what a user waits for); the events
+figure includes its start-up (Ray's several seconds too: it is what a user waits for). CPU s is the
+CPU time of the run's reaped processes (Ray's workers may escape it); load is the 1-minute load
+average before the run (other work on a shared machine takes cores from the workers). The events
 written must be identical in every mode (checked, and said in the table). Prints a table and writes
 benchmarks/results/corpus.json. Never fails on absolute times.
 """
@@ -18,6 +20,7 @@ import hashlib
 import json
 import os
 import platform
+import resource
 import subprocess
 import sys
 import tempfile
@@ -60,12 +63,17 @@ def make_corpus(folder: Path, n_files: int, seconds: float, seed: int = 0) -> li
 def run_mode(files: list[Path], model: str, extra: list[str], out: Path) -> dict[str, Any]:
     cmd = [sys.executable, "-m", "hark.cli", "replay", *map(str, files), "--model", model,
            "--out", str(out), *extra]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    load = os.getloadavg()[0]
     t0 = time.perf_counter()
     r = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL,
                        timeout=3600)
     wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     data = out.read_bytes() if out.exists() else b""
-    return {"exit": r.returncode, "wall_s": round(wall, 3), "stderr": r.stderr.strip()[-500:],
+    return {"exit": r.returncode, "wall_s": round(wall, 3), "cpu_s": round(cpu, 2),
+            "load_before": round(load, 2), "stderr": r.stderr.strip()[-500:],
             "events": data.count(b"\n"), "sha256": hashlib.sha256(data).hexdigest()}
 
 
@@ -96,11 +104,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{args.files} files x {args.seconds:g} s ({audio_s / 3600:.3f} h) of audio, model "
           f"{args.model}, {os.cpu_count()} CPUs; wall time includes start-up")
     print(f"{'mode':18s} {'wall s':>8s} {'files/s':>8s} {'audio h/s':>10s} {'x real time':>12s} "
-          f"{'vs serial':>10s} {'events':>7s}")
+          f"{'vs serial':>10s} {'CPU s':>7s} {'load':>5s} {'events':>7s}")
     for r in rows:
         print(f"{r['mode']!s:18s} {r['wall_s']:8.2f} {r['files_per_s']:8.2f} "
               f"{r['audio_hours_per_s']:10.4f} {r['x_real_time']:12.1f} "
-              f"{base / float(r['wall_s']):9.2f}x {r['events']:7d}")
+              f"{base / float(r['wall_s']):9.2f}x {r['cpu_s']:7.1f} {r['load_before']:5.2f} "
+              f"{r['events']:7d}")
     print(f"events identical in every mode: {'yes' if same else 'NO'}")
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({

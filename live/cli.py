@@ -294,22 +294,33 @@ def _replay_on_workers(models: list, cfg: RunConfig, raw: Any, sources: list, si
                        pool: Any) -> Any:
     """The files over worker processes or Ray (hark.live.workers), written in input order."""
     import functools
+    import signal
     import threading
 
     from hark.live.corpus import replay_task
-    from hark.live.pipeline import run_outcomes
+    from hark.live.pipeline import run_outcomes, signals_caught
     from hark.live.workers import AudioFile, Workers
 
     items = [AudioFile(s.path, s.duration_s) for s in sources]
     stop = threading.Event()
-    workers = Workers(models, pool, stop=stop)
-    ok = False
-    try:
-        task = functools.partial(replay_task, cfg=cfg, raw=raw)
-        result = run_outcomes(workers.map(task, items), sinks, stop=stop)
-        ok = result.signal is None and result.error is None
-    finally:
-        workers.close(abort=not ok)
+    caught: list[str] = []
+
+    def on_signal(signum: int, frame: object) -> None:
+        caught.append(signal.Signals(signum).name)
+        stop.set()
+
+    # caught from the start: Ray defers a SIGINT that comes while it starts, then replays it
+    with signals_caught(on_signal):
+        workers = Workers(models, pool, stop=stop)
+        ok = False
+        try:
+            task = functools.partial(replay_task, cfg=cfg, raw=raw)
+            result = run_outcomes(workers.map(task, items), sinks, stop=stop, signals=False)
+            if caught and result.signal is None:
+                result.signal = caught[0]
+            ok = result.signal is None and result.error is None
+        finally:
+            workers.close(abort=not ok)
     return result
 
 

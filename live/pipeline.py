@@ -197,6 +197,11 @@ class _Runner:
                             "samples replaced by silence")
 
 
+def signals_caught(handler: Callable[[int, FrameType | None], None]) -> Any:
+    """SIGINT, SIGTERM and SIGHUP go to `handler` inside the block (main thread only)."""
+    return _signals(handler, True)
+
+
 @contextmanager
 def _signals(handler: Callable[[int, FrameType | None], None], enabled: bool) -> Iterator[None]:
     if not enabled or threading.current_thread() is not threading.main_thread():

@@ -219,6 +219,19 @@ def import_ray() -> Any:
     return ray
 
 
+def _quiet_ray_errors(ray: Any) -> None:
+    """Keep Ray's raylet error notes off stdout, where hark's event lines go.
+
+    Ray's driver prints cluster errors ("A worker died or was killed ...") to sys.stdout from a
+    thread; hark reports the same failure in its own one line (WorkerError), and Ray keeps its
+    logs in its session folder (/tmp/ray/session_latest/logs). Private API: if it moved, nothing
+    is changed.
+    """
+    worker = getattr(getattr(ray, "_private", None), "worker", None)
+    if worker is not None and callable(getattr(worker, "print_to_stdstream", None)):
+        worker.print_to_stdstream = lambda data, ignore_prefix=False: None
+
+
 def _check_reachable(address: str) -> None:
     """A HOST:PORT that does not answer is one line now, not Ray's endless retries."""
     import socket
@@ -277,6 +290,25 @@ class Workers:
         raise ValueError(f"model {getattr(model, 'name', model)!r} was not given to the workers")
 
     def _start_ray(self) -> None:
+        """Ray started (or joined) and one actor per worker; a Ctrl-C meanwhile is not lost.
+
+        Ray defers a SIGINT that comes while it starts and may swallow it: with Python's own
+        handler in place, it is caught here and raised as KeyboardInterrupt once Ray is up.
+        """
+        got: list[int] = []
+        own = (threading.current_thread() is threading.main_thread()
+               and signal.getsignal(signal.SIGINT) is signal.default_int_handler)
+        if own:
+            signal.signal(signal.SIGINT, lambda signum, frame: got.append(signum))
+        try:
+            self._start_ray_workers()
+        finally:
+            if own:
+                signal.signal(signal.SIGINT, signal.default_int_handler)
+        if got:
+            raise KeyboardInterrupt
+
+    def _start_ray_workers(self) -> None:
         if not self.options.address:
             # a local Ray listens on loopback only (by default it binds the host's address)
             os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
@@ -297,6 +329,7 @@ class Workers:
                 where = self.options.address or "a local Ray"
                 raise WorkerError(f"--ray: cannot start or reach {where}: {first}") from None
             self._owns_ray = True
+        _quiet_ray_errors(ray)
         n = self.options.jobs or max(1, int(ray.cluster_resources().get("CPU", 1)))
         specs = [ModelSpec.of(m, ship=True) for m in self.models]
         actor = ray.remote(num_cpus=1, max_restarts=0)(RayWorker)
@@ -392,7 +425,7 @@ class Workers:
                     done[index] = (item, ray.get(ref))
                 except ray.exceptions.RayError as e:
                     text = re.sub(r"\x1b\[[0-9;]*m", "", str(e)).strip()  # Ray's colours
-                    first = (text.splitlines() or [type(e).__name__])[0]
+                    first = (text.splitlines() or [type(e).__name__])[0].rstrip(".")
                     raise WorkerError(f"a Ray worker failed on {item.path}: {first}") from None
                 free.append(actor)
             now = time.monotonic()
