@@ -14,8 +14,10 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import psutil
 import pytest
+import soundfile as sf
 
 from tests.corpus import CMD, cut_flac, hark, long_files, replay_files
 
@@ -168,3 +170,21 @@ def test_sigint_stops_the_pool(long_corpus: list[Path], tmp_path: Path) -> None:
     assert files == sorted(files, key=lambda f: [str(x) for x in long_corpus].index(f))
     psutil.wait_procs(workers, timeout=10)
     assert not any(w.is_running() and w.status() != psutil.STATUS_ZOMBIE for w in workers)
+
+
+def test_truncated_and_nan_files_report_like_serial(corpus: list[Path], tmp_path: Path) -> None:
+    """A WAV cut short (the run goes on, exit 2 at the end) and NaN samples (a warning)."""
+    x, rate = sf.read(corpus[0], dtype="float32")
+    nan = tmp_path / "nan.wav"
+    x[1000:1010] = np.nan
+    sf.write(nan, x, rate, subtype="FLOAT")
+    cut = tmp_path / "cut.wav"
+    cut.write_bytes(corpus[0].read_bytes()[: 44 + 2 * 3 * rate])  # 16-bit PCM: 3 s of 6
+    files = [corpus[1], cut, nan, corpus[4]]
+    runs = [hark("replay", *files, "--format", "csv", *extra) for extra in ([], ["--jobs", "2"])]
+    assert [(r.returncode, r.stdout, r.stderr) for r in runs[1:]] == [
+        (runs[0].returncode, runs[0].stdout, runs[0].stderr)]
+    assert runs[0].returncode == 2
+    assert "nan.wav: 10 NaN/Inf samples replaced by silence" in runs[0].stderr
+    assert "truncated audio: " in _errors(runs[0].stderr)[0]
+    assert str(corpus[4]) in runs[0].stdout  # the run went on past the cut file
