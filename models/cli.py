@@ -232,10 +232,9 @@ def run_eval(args: argparse.Namespace) -> int:
     from hark.models.reports import format_events, write_json
 
     pool = pool_options(args)
-    if pool.parallel and args.negatives is None and (args.data is not None or
-                                                     args.vad == "compare"):
+    if pool.parallel and args.negatives is None and args.data is not None:
         raise HarkError("--jobs and --ray spread --audio and --negatives files; --data clips "
-                        "and --vad compare run in one process")
+                        "run in one process")
     model = OnnxModel.load(args.model)
     vad = None if args.vad in (None, "compare") else args.vad != "off"
     vad_kind = args.vad if args.vad in ("webrtc", "silero") else None
@@ -270,7 +269,8 @@ def run_eval(args: argparse.Namespace) -> int:
             if args.vad == "compare":
                 from hark.models.gate_eval import compare_gates, format_gates
 
-                result = {"gates": compare_gates(model, pairs)}
+                with Workers([model], pool) as workers:
+                    result = {"gates": compare_gates(model, pairs, workers)}
                 print(f"{model.name} on {len(pairs)} recording(s), per speech gate")
                 print(format_gates(result["gates"]))
             else:

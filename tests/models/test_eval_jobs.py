@@ -70,3 +70,15 @@ def test_a_broken_negative_fails_like_the_serial_run(data: tuple[Path, Path],
 def test_data_clips_refuse_jobs(data: tuple[Path, Path]) -> None:
     r = hark("eval", "--data", data[0], "--jobs", "2")
     assert r.returncode == 2 and "--data clips" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_gate_comparison_with_jobs_equals_serial(data: tuple[Path, Path], tmp_path: Path) -> None:
+    streams, _ = data
+    out: list[tuple[str, bytes]] = []
+    for _, extra in RUNS[:2]:
+        js = tmp_path / f"{len(out)}.json"
+        r = hark("eval", "--audio", streams, "--vad", "compare", "--json", js, *extra)
+        assert r.returncode == 0, r.stderr
+        out.append((r.stdout, js.read_bytes()))
+    assert out[0] == out[1]
+    assert set(json.loads(out[0][1])["gates"]) == {"off", "webrtc", "silero"}
