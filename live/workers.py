@@ -35,7 +35,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from hark.live.errors import HarkError
 
@@ -95,6 +95,18 @@ def pool_options(args: Any) -> PoolOptions:
     return PoolOptions(jobs=jobs, ray=ray is not None, address=ray or None)
 
 
+class WorkItem(Protocol):
+    """One unit of work: `path` names it in messages, `shipped()` is what travels to Ray."""
+
+    @property
+    def path(self) -> Any: ...
+
+    @property
+    def limit_s(self) -> float: ...
+
+    def shipped(self) -> Any: ...
+
+
 @dataclass(frozen=True)
 class AudioFile:
     """One input file as a worker opens it: its path and, when it travels, its bytes."""
@@ -109,7 +121,7 @@ class AudioFile:
 
         return FileSource(self.path, sample_rate, data=self.data, **kw)
 
-    def with_bytes(self) -> AudioFile:
+    def shipped(self) -> AudioFile:
         """The file with its contents, for a worker that may not see this file system."""
         from hark.live.sources import AudioError
 
@@ -165,10 +177,10 @@ class WorkerState:
         return self._kept[key]
 
 
-Task = Callable[[WorkerState, AudioFile], Any]
+Task = Callable[[WorkerState, Any], Any]
 
 
-def _apply(state: WorkerState, task: Task, item: AudioFile) -> tuple[bool, Any]:
+def _apply(state: WorkerState, task: Task, item: WorkItem) -> tuple[bool, Any]:
     """Run one task; a HarkError (bad input) comes back as a value, to be raised in order."""
     try:
         return True, task(state, item)
@@ -193,7 +205,7 @@ def _start_local(specs: Sequence[ModelSpec], parent: int) -> None:
     _LOCAL["state"] = WorkerState([s.load(None) for s in specs])
 
 
-def _run_local(task: Task, item: AudioFile) -> tuple[bool, Any]:
+def _run_local(task: Task, item: WorkItem) -> tuple[bool, Any]:
     return _apply(_LOCAL["state"], task, item)
 
 
@@ -206,7 +218,7 @@ class RayWorker:
         self._dir = tempfile.TemporaryDirectory(prefix="hark-worker-")
         self.state = WorkerState([s.load(Path(self._dir.name)) for s in specs])
 
-    def run(self, task: Task, item: AudioFile) -> tuple[bool, Any]:
+    def run(self, task: Task, item: WorkItem) -> tuple[bool, Any]:
         return _apply(self.state, task, item)
 
 
@@ -335,7 +347,7 @@ class Workers:
         actor = ray.remote(num_cpus=1, max_restarts=0)(RayWorker)
         self._actors = [actor.remote(specs) for _ in range(n)]
 
-    def map(self, task: Task, items: Iterable[AudioFile]) -> Iterator[Any]:
+    def map(self, task: Task, items: Iterable[WorkItem]) -> Iterator[Any]:
         """task(state, item) for every item, yielded in input order.
 
         A HarkError of an item is raised at its place; a dead or hung worker is a WorkerError.
@@ -350,11 +362,11 @@ class Workers:
         if self.stop is not None and self.stop.is_set():
             raise Stopped()
 
-    def _map_local(self, task: Task, items: Iterable[AudioFile]) -> Iterator[Any]:
+    def _map_local(self, task: Task, items: Iterable[WorkItem]) -> Iterator[Any]:
         assert self._pool is not None
         window = IN_FLIGHT_PER_WORKER * self.size
         todo = iter(items)
-        pending: deque[tuple[AudioFile, cf.Future[tuple[bool, Any]]]] = deque()
+        pending: deque[tuple[WorkItem, cf.Future[tuple[bool, Any]]]] = deque()
 
         def fill() -> None:
             assert self._pool is not None
@@ -389,13 +401,13 @@ class Workers:
             for _, f in pending:
                 f.cancel()
 
-    def _map_ray(self, task: Task, items: Iterable[AudioFile]) -> Iterator[Any]:
+    def _map_ray(self, task: Task, items: Iterable[WorkItem]) -> Iterator[Any]:
         ray = self._ray
         window = IN_FLIGHT_PER_WORKER * self.size
         todo = enumerate(items)
         free = deque(self._actors)
-        running: dict[Any, tuple[int, AudioFile, Any, float]] = {}
-        done: dict[int, tuple[AudioFile, tuple[bool, Any]]] = {}
+        running: dict[Any, tuple[int, WorkItem, Any, float]] = {}
+        done: dict[int, tuple[WorkItem, tuple[bool, Any]]] = {}
         sent = served = 0
         exhausted = False
         while True:
@@ -406,7 +418,7 @@ class Workers:
                     break
                 index, item = nxt
                 actor = free.popleft()
-                ref = actor.run.remote(task, item.with_bytes())
+                ref = actor.run.remote(task, item.shipped())
                 running[ref] = (index, item, actor, time.monotonic())
                 sent += 1
             while served in done:

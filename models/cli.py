@@ -232,9 +232,6 @@ def run_eval(args: argparse.Namespace) -> int:
     from hark.models.reports import format_events, write_json
 
     pool = pool_options(args)
-    if pool.parallel and args.negatives is None and args.data is not None:
-        raise HarkError("--jobs and --ray spread --audio and --negatives files; --data clips "
-                        "run in one process")
     model = OnnxModel.load(args.model)
     vad = None if args.vad in (None, "compare") else args.vad != "off"
     vad_kind = args.vad if args.vad in ("webrtc", "silero") else None
@@ -248,7 +245,8 @@ def run_eval(args: argparse.Namespace) -> int:
         if args.data is not None:
             if not args.data.is_dir():
                 raise HarkError(f"--data {args.data}: no such folder")
-            res = evaluate_clips(model, args.data, seed=args.seed)
+            with Workers([model], pool) as workers:
+                res = evaluate_clips(model, args.data, seed=args.seed, workers=workers)
             print(f"{model.name} on {args.data} ({res.split} clips)")
             print(res.report.format())
             result = res.to_json()

@@ -29,7 +29,13 @@ from hark.live.model import OnnxModel
 from hark.live.smoothing import Smoother
 from hark.live.sources import AudioError
 from hark.live.vad import GateKind
-from hark.live.workers import AudioFile, Workers, WorkerState
+from hark.live.workers import (
+    SLOWEST_RATE,
+    START_LIMIT_S,
+    AudioFile,
+    Workers,
+    WorkerState,
+)
 from hark.models.metrics import (
     ClassificationReport,
     EventScores,
@@ -121,8 +127,48 @@ class ClipEvaluation:
         return d
 
 
-def evaluate_clips(model: OnnxModel, root: str | Path, seed: int = 0) -> ClipEvaluation:
-    """Score a model on a Speech Commands folder (its test list, or every clip if it has none)."""
+CLIP_BATCH = 64  # clips per unit of work: one clip is too little work to send on its own
+
+
+@dataclass(frozen=True)
+class ClipBatch:
+    """Decoded clips for a worker (the driver's loader cuts silence clips from noise, seeded)."""
+
+    first: int
+    clips: tuple[np.ndarray, ...]
+    sample_rate: int
+
+    @property
+    def path(self) -> str:
+        """What messages call it."""
+        return f"clips {self.first}..{self.first + len(self.clips) - 1}"
+
+    @property
+    def limit_s(self) -> float:
+        """How long a worker may take before it counts as hung."""
+        seconds = sum(c.size for c in self.clips) / self.sample_rate
+        return START_LIMIT_S + SLOWEST_RATE * seconds
+
+    def shipped(self) -> ClipBatch:
+        """The samples travel as they are."""
+        return self
+
+
+def clip_task(state: WorkerState, item: ClipBatch, *, slot: int) -> list[str | None]:
+    """The decision for each clip of a batch (classify_clip)."""
+    model = state.models[slot]
+    return [classify_clip(model, clip)[0] for clip in item.clips]
+
+
+def evaluate_clips(model: OnnxModel, root: str | Path, seed: int = 0,
+                   workers: Workers | None = None) -> ClipEvaluation:
+    """Score a model on a Speech Commands folder (its test list, or every clip if it has none).
+
+    workers: where the clips are classified, in batches (hark.live.workers; default here).
+    """
+    import functools
+    import itertools
+
     from hark.models.data.speech_commands import TESTING_LIST, load_speech_commands
 
     card = model.card
@@ -141,8 +187,12 @@ def evaluate_clips(model: OnnxModel, root: str | Path, seed: int = 0) -> ClipEva
     index = {lb: i for i, lb in enumerate(labels)}
     none_label = "(none)"
     y_true, y_pred, undecided = [], [], 0
-    for clip in clips:
-        pred, _ = classify_clip(model, sc.load(clip))
+    pool = workers or Workers([model])
+    batches = (ClipBatch(i, tuple(sc.load(c) for c in clips[i:i + CLIP_BATCH]), card.sample_rate)
+               for i in range(0, len(clips), CLIP_BATCH))
+    task = functools.partial(clip_task, slot=pool.slot(model))
+    decisions = itertools.chain.from_iterable(pool.map(task, batches))
+    for clip, pred in zip(clips, decisions, strict=True):
         if pred is None:
             undecided += 1
             if none_label not in index:

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.corpus import cut_flac, eval_streams, hark, negatives
+from tests.models.handmade import tone_tree, tone_window_model
 
 RUNS: tuple[tuple[str, list[str]], ...] = (
     ("serial", []), ("jobs", ["--jobs", "2"]), ("ray", ["--ray", "--jobs", "2"]))
@@ -67,9 +68,28 @@ def test_a_broken_negative_fails_like_the_serial_run(data: tuple[Path, Path],
     assert "cut.flac: decoding failed at" in runs[0].stderr
 
 
-def test_data_clips_refuse_jobs(data: tuple[Path, Path]) -> None:
-    r = hark("eval", "--data", data[0], "--jobs", "2")
-    assert r.returncode == 2 and "--data clips" in r.stderr and "Traceback" not in r.stderr
+def test_clip_accuracy_with_jobs_equals_serial(tmp_path: Path) -> None:
+    """80 listed clips: two batches of work, the same confusion matrix."""
+    model = tone_window_model(tmp_path / "m")
+    tree = tone_tree(tmp_path / "tree")
+    listing = tree / "testing_list.txt"
+    listed = listing.read_text().split()
+    more = []
+    for name in listed:
+        for k in range(9):
+            copy = f"{name[:-4]}_copy{k}.wav"
+            (tree / copy).write_bytes((tree / name).read_bytes())
+            more.append(copy)
+    listing.write_text("\n".join(listed + more) + "\n")
+    out: list[tuple[str, bytes]] = []
+    for _, extra in RUNS[:2]:
+        js = tmp_path / f"{len(out)}.json"
+        r = hark("eval", "--model", model, "--data", tree, "--json", js, *extra)
+        assert r.returncode == 0, r.stderr
+        out.append((r.stdout, js.read_bytes()))
+    assert out[0] == out[1]
+    res = json.loads(out[0][1])
+    assert res["n"] == 80 and res["accuracy"] == 0.75
 
 
 def test_gate_comparison_with_jobs_equals_serial(data: tuple[Path, Path], tmp_path: Path) -> None:
