@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from hark.live.errors import HarkError
+from hark.live.workers import add_pool_args, pool_options
 
 FORMATS = ("jsonl", "csv", "tsv")
 MAX_BLOCK_MS = 500  # a longer block only delays every event (and --seconds would overshoot)
@@ -26,10 +27,16 @@ examples:
   hark replay talk.wav --model ./my.onnx   an exported model (my.json beside it)
   sox talk.flac -t wav - | hark replay -   audio on standard input (any format soundfile reads)
   arecord -f S16_LE -r 16000 -t raw | hark replay - --raw-format s16le:16000:1
+  hark replay corpus/*.flac --jobs 2 --out ev.jsonl   two worker processes, same output
+  hark replay corpus/*.flac --ray HEAD:6379           Ray workers on a cluster ('hark[cluster]')
 
 --out never overwrites an input or an existing audio file. If --out or stdout fails (disk full,
 a closed stdout) the other goes on and hark exits 1; a reader that stops early (| head) is not an
 error: --out still gets every event.
+
+--jobs / --ray: each worker loads the models once and replays whole files; the events come out
+file by file in input order (byte for byte what one process writes), without the UI, --realtime
+or stdin. A signal stops it after the last whole file written.
 """
 
 MIC_EXAMPLES = """\
@@ -62,6 +69,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--realtime", action="store_true", help="pace at wall-clock speed")
     p.add_argument("--raw-format", default=None, metavar="KIND:RATE:CH",
                    help="headerless PCM (stdin '-' or .raw files), e.g. s16le:16000:1")
+    add_pool_args(p)
     _common(p)
     p.set_defaults(func=run_replay)
 
@@ -247,10 +255,15 @@ def run_replay(args: argparse.Namespace) -> int:
     from hark.live.sources import FileSource, RawFormat
 
     cfg = _config(args)
+    pool = pool_options(args)
     raw = RawFormat.parse(args.raw_format) if args.raw_format else None
     files = [Path(f) for f in args.files] or [bundled_dir() / "demo.wav"]
     if sum(str(f) == "-" for f in files) > 1:
         raise HarkError("stdin ('-') can be given only once")
+    if pool.parallel and args.realtime:
+        raise HarkError("--realtime paces one live stream: it does not go with --jobs or --ray")
+    if pool.parallel and any(str(f) == "-" for f in files):
+        raise HarkError("--jobs and --ray read files, not stdin ('-')")
     check_out(cfg.out, files)
     models = load_models(cfg)
     rate = stream_rate(models)
@@ -261,7 +274,10 @@ def run_replay(args: argparse.Namespace) -> int:
     # open every file first: a bad one fails before anything is printed
     sources = [FileSource(f, rate, realtime=args.realtime, raw=raw) for f in files]
     sinks = make_sinks(cfg, with_file=len(sources) > 1)
-    result = run(sources, make_engine(models, cfg), sinks)
+    if pool.parallel:
+        result = _replay_on_workers(models, cfg, raw, sources, sinks, pool)
+    else:
+        result = run(sources, make_engine(models, cfg), sinks)
     if result.signal is not None:
         print(f"hark: stopped by {result.signal}; {result.events} events written",
               file=sys.stderr)
@@ -272,6 +288,40 @@ def run_replay(args: argparse.Namespace) -> int:
         print(f"hark: error: truncated audio: {', '.join(result.truncated)}; the events up to "
               "there were written", file=sys.stderr)
     return result.exit_code
+
+
+def _replay_on_workers(models: list, cfg: RunConfig, raw: Any, sources: list, sinks: list,
+                       pool: Any) -> Any:
+    """The files over worker processes or Ray (hark.live.workers), written in input order."""
+    import functools
+    import signal
+    import threading
+
+    from hark.live.corpus import replay_task
+    from hark.live.pipeline import run_outcomes, signals_caught
+    from hark.live.workers import AudioFile, Workers
+
+    items = [AudioFile(s.path, s.duration_s) for s in sources]
+    stop = threading.Event()
+    caught: list[str] = []
+
+    def on_signal(signum: int, frame: object) -> None:
+        caught.append(signal.Signals(signum).name)
+        stop.set()
+
+    # caught from the start: Ray defers a SIGINT that comes while it starts, then replays it
+    with signals_caught(on_signal):
+        workers = Workers(models, pool, stop=stop)
+        ok = False
+        try:
+            task = functools.partial(replay_task, cfg=cfg, raw=raw)
+            result = run_outcomes(workers.map(task, items), sinks, stop=stop, signals=False)
+            if caught and result.signal is None:
+                result.signal = caught[0]
+            ok = result.signal is None and result.error is None
+        finally:
+            workers.close(abort=not ok)
+    return result
 
 
 def run_mic(args: argparse.Namespace) -> int:

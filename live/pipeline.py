@@ -21,7 +21,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from dataclasses import dataclass, field
 from types import FrameType
@@ -31,6 +31,7 @@ from hark.live.errors import HarkError
 from hark.live.sinks import SinkFailed
 
 if TYPE_CHECKING:
+    from hark.live.corpus import FileOutcome
     from hark.live.engine import Engine
     from hark.live.events import Update
 
@@ -196,6 +197,11 @@ class _Runner:
                             "samples replaced by silence")
 
 
+def signals_caught(handler: Callable[[int, FrameType | None], None]) -> Any:
+    """SIGINT, SIGTERM and SIGHUP go to `handler` inside the block (main thread only)."""
+    return _signals(handler, True)
+
+
 @contextmanager
 def _signals(handler: Callable[[int, FrameType | None], None], enabled: bool) -> Iterator[None]:
     if not enabled or threading.current_thread() is not threading.main_thread():
@@ -250,5 +256,48 @@ def run(
             close = getattr(src, "close", None)
             if callable(close):
                 close()
+        runner.call("close")
+    return runner.result
+
+
+def run_outcomes(
+    outcomes: Iterable[FileOutcome],
+    sinks: Sequence[Sink],
+    *,
+    stop: threading.Event | None = None,
+    signals: bool = True,
+    report: Callable[[str], None] = _say,
+) -> RunResult:
+    """Hand files replayed elsewhere (`hark.live.corpus`) to the sinks, under run()'s rules.
+
+    outcomes: one per file, in input order (a worker pool's ordered map); each file's events go
+    out as its turn comes. A source error ends the run after that file's events, as in run();
+    a signal sets `stop` (the pool then stops waiting) and ends it after the last whole file.
+    """
+    from hark.live.events import Update
+    from hark.live.workers import Stopped, WorkerError
+
+    runner = _Runner(None, sinks, report, stop, nullcontext())  # type: ignore[arg-type]
+    try:
+        with _signals(runner.on_signal, signals):
+            for index, out in enumerate(outcomes):
+                runner.call("open_source", out.label, index)
+                runner.deliver(Update(finished=tuple(out.events), time_s=out.audio_s))
+                for line in out.notes:
+                    report(line)
+                runner.result.audio_s += out.audio_s
+                runner.result.truncated.extend(out.truncated)
+                if out.error is not None:
+                    runner.result.error = out.error
+                    break
+                if runner.stop.is_set() or runner.pointless:
+                    break
+    except Stopped:
+        pass
+    except WorkerError as e:  # not the input's fault: exit 1, like a failed output
+        line = f"hark: error: {e}; the {runner.result.events} events up to there were written"
+        runner.result.failed.append(line)
+        report(line)
+    finally:
         runner.call("close")
     return runner.result

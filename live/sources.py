@@ -9,6 +9,7 @@ on the consumer's side, on its own clock.
 
 from __future__ import annotations
 
+import io
 import os
 import queue
 import struct
@@ -173,14 +174,15 @@ def _reason(e: Exception) -> str:
     return text.removeprefix("Error : ").strip().rstrip(".")
 
 
-def _wav_declared_frames(path: Path) -> int | None:
+def _wav_declared_frames(path: Path, data: bytes | None = None) -> int | None:
     """Frames a RIFF/WAVE header announces in its data chunk, or None if unknown / not WAV.
 
     libsndfile silently clips the frame count of a truncated WAV to the bytes present, so the
     header is read here to notice the truncation. A data size of 0 or 0xFFFFFFFF is the
-    placeholder streaming writers leave: unknown, not truncated.
+    placeholder streaming writers leave: unknown, not truncated. data: the file's bytes, if the
+    caller holds them (a file sent to another machine).
     """
-    with open(path, "rb") as f:
+    with open(path, "rb") if data is None else io.BytesIO(data) as f:
         riff = f.read(12)
         if len(riff) < 12 or riff[:4] != b"RIFF" or riff[8:12] != b"WAVE":
             return None
@@ -218,11 +220,14 @@ class FileSource:
         block_s: float = 0.1,
         realtime: bool = False,
         raw: RawFormat | None = None,
+        data: bytes | None = None,
     ) -> None:
         """Open (and check) a recording; path "-" reads standard input.
 
         From stdin, raw PCM (raw=) streams as it comes; any other format is first copied to a
-        temporary file (libsndfile must seek in most formats).
+        temporary file (libsndfile must seek in most formats). data: the file's bytes, read
+        elsewhere (`hark replay --ray` sends them to a worker on another machine); `path` then
+        only names it, in the events and the messages, as if it had been read from there.
         """
         if sample_rate <= 0:
             raise ValueError(f"sample_rate must be positive, got {sample_rate}")
@@ -230,7 +235,8 @@ class FileSource:
             raise ValueError(f"block_s must be positive, got {block_s}")
         self.path = Path(path)
         self.raw = raw
-        self.stdin = str(path) == "-"
+        self.stdin = str(path) == "-" and data is None
+        self._data = data
         self._spool: Any = None
         self._stdin_used = False
         if self.path.suffix.lower() in (".raw", ".pcm") and raw is None and not self.stdin:
@@ -282,6 +288,13 @@ class FileSource:
     def _open(self) -> sf.SoundFile:
         where = self.name if self.stdin else str(self.path)
         raw = self.raw.soundfile_args() if self.raw is not None else {}
+        if self._data is not None:
+            if not self._data:
+                raise AudioError(f"{where}: file is empty (0 bytes)")
+            try:
+                return self._checked(sf.SoundFile(io.BytesIO(self._data), **raw), where)
+            except sf.LibsndfileError as e:
+                raise AudioError(f"{where}: not a readable audio file ({_reason(e)})") from e
         if self.stdin:
             if self._spool is None:  # raw PCM straight from the pipe, read once
                 if self._stdin_used:
@@ -323,7 +336,7 @@ class FileSource:
     def _check_header(self, fmt: str) -> bool:
         if fmt not in ("WAV", "WAVEX") or self.stdin:
             return False
-        declared = _wav_declared_frames(self.path)
+        declared = _wav_declared_frames(self.path, self._data)
         return declared is not None and declared > self._frames
 
     def blocks(self) -> Iterator[np.ndarray]:

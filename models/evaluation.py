@@ -29,6 +29,13 @@ from hark.live.model import OnnxModel
 from hark.live.smoothing import Smoother
 from hark.live.sources import AudioError
 from hark.live.vad import GateKind
+from hark.live.workers import (
+    SLOWEST_RATE,
+    START_LIMIT_S,
+    AudioFile,
+    Workers,
+    WorkerState,
+)
 from hark.models.metrics import (
     ClassificationReport,
     EventScores,
@@ -120,8 +127,48 @@ class ClipEvaluation:
         return d
 
 
-def evaluate_clips(model: OnnxModel, root: str | Path, seed: int = 0) -> ClipEvaluation:
-    """Score a model on a Speech Commands folder (its test list, or every clip if it has none)."""
+CLIP_BATCH = 64  # clips per unit of work: one clip is too little work to send on its own
+
+
+@dataclass(frozen=True)
+class ClipBatch:
+    """Decoded clips for a worker (the driver's loader cuts silence clips from noise, seeded)."""
+
+    first: int
+    clips: tuple[np.ndarray, ...]
+    sample_rate: int
+
+    @property
+    def path(self) -> str:
+        """What messages call it."""
+        return f"clips {self.first}..{self.first + len(self.clips) - 1}"
+
+    @property
+    def limit_s(self) -> float:
+        """How long a worker may take before it counts as hung."""
+        seconds = sum(c.size for c in self.clips) / self.sample_rate
+        return START_LIMIT_S + SLOWEST_RATE * seconds
+
+    def shipped(self) -> ClipBatch:
+        """The samples travel as they are."""
+        return self
+
+
+def clip_task(state: WorkerState, item: ClipBatch, *, slot: int) -> list[str | None]:
+    """The decision for each clip of a batch (classify_clip)."""
+    model = state.models[slot]
+    return [classify_clip(model, clip)[0] for clip in item.clips]
+
+
+def evaluate_clips(model: OnnxModel, root: str | Path, seed: int = 0,
+                   workers: Workers | None = None) -> ClipEvaluation:
+    """Score a model on a Speech Commands folder (its test list, or every clip if it has none).
+
+    workers: where the clips are classified, in batches (hark.live.workers; default here).
+    """
+    import functools
+    import itertools
+
     from hark.models.data.speech_commands import TESTING_LIST, load_speech_commands
 
     card = model.card
@@ -140,8 +187,12 @@ def evaluate_clips(model: OnnxModel, root: str | Path, seed: int = 0) -> ClipEva
     index = {lb: i for i, lb in enumerate(labels)}
     none_label = "(none)"
     y_true, y_pred, undecided = [], [], 0
-    for clip in clips:
-        pred, _ = classify_clip(model, sc.load(clip))
+    pool = workers or Workers([model])
+    batches = (ClipBatch(i, tuple(sc.load(c) for c in clips[i:i + CLIP_BATCH]), card.sample_rate)
+               for i in range(0, len(clips), CLIP_BATCH))
+    task = functools.partial(clip_task, slot=pool.slot(model))
+    decisions = itertools.chain.from_iterable(pool.map(task, batches))
+    for clip, pred in zip(clips, decisions, strict=True):
         if pred is None:
             undecided += 1
             if none_label not in index:
@@ -209,16 +260,22 @@ class StreamEvaluation:
 
 
 def replay_events(
-    model: OnnxModel, audio_path: str | Path, vad: bool | None = None,
+    model: OnnxModel, audio_path: str | Path | AudioFile, vad: bool | None = None,
     vad_kind: GateKind | None = None,
 ) -> tuple[list[Event], np.ndarray, float]:
-    """Replay a file through the engine as `hark replay` does: (events, smoothed, seconds)."""
+    """Replay a file through the engine as `hark replay` does: (events, smoothed, seconds).
+
+    audio_path: a path, or an AudioFile (hark.live.workers) that may carry the file's bytes.
+    """
     from hark.live.pipeline import run
     from hark.live.sinks import CollectSink
     from hark.live.sources import FileSource
 
     card = model.card
-    src = FileSource(audio_path, card.sample_rate)
+    if isinstance(audio_path, AudioFile):
+        src = audio_path.source(card.sample_rate)
+    else:
+        src = FileSource(audio_path, card.sample_rate)
     dur = src.duration_s or 0.0
     n = int(np.ceil(dur / card.decision_hop_s())) + 16
     engine = Engine([model], EngineOptions(vad=vad, vad_kind=vad_kind, record=True,
@@ -230,6 +287,30 @@ def replay_events(
     _, post = engine.recording(0)
     smoothed = _smoothed(engine, min(len(post), n))
     return collect.events, smoothed, engine.time_s
+
+
+def audio_files(paths: Sequence[str | Path]) -> list[AudioFile]:
+    """Work items for a worker pool: each path with its length from the header, if it has one."""
+    import soundfile as sf
+
+    out = []
+    for p in map(Path, paths):
+        try:
+            dur: float | None = float(sf.info(str(p)).duration)
+        except Exception:  # noqa: BLE001 - unreadable: the worker reports it, in its turn
+            dur = None
+        out.append(AudioFile(p, dur))
+    return out
+
+
+def stream_task(
+    state: WorkerState, item: AudioFile, *, slot: int, vad: bool | None,
+    vad_kind: GateKind | None,
+) -> tuple[list[Event], int, float]:
+    """One recording in a worker: (estimated events, label flips, seconds)."""
+    model = state.models[slot]
+    est, smoothed, dur = replay_events(model, item, vad, vad_kind)
+    return est, flips_of(model, smoothed), dur
 
 
 def flips_of(model: OnnxModel, smoothed: np.ndarray) -> int:
@@ -244,19 +325,27 @@ def evaluate_streams(
     pairs: Sequence[tuple[str | Path, str | Path]],
     vad: bool | None = None,
     vad_kind: GateKind | None = None,
+    workers: Workers | None = None,
 ) -> StreamEvaluation:
-    """Score a model on (audio, truth tsv) pairs."""
+    """Score a model on (audio, truth tsv) pairs.
+
+    workers: where the recordings are replayed (hark.live.workers; default this process); the
+    per-file results are merged here in input order, so the figures do not depend on it.
+    """
+    import functools
+
     result = StreamEvaluation(EventScores())
     known = set(model.card.event_labels)
-    for audio, tsv in pairs:
+    pool = workers or Workers([model])
+    task = functools.partial(stream_task, slot=pool.slot(model), vad=vad, vad_kind=vad_kind)
+    per_file = pool.map(task, audio_files([a for a, _ in pairs]))
+    for (audio, tsv), (est, flips, dur) in zip(pairs, per_file, strict=True):
         truth = read_events_tsv(tsv)
         ref = [e for e in truth if e.label in known]
         for e in truth:
             if e.label not in known:
                 result.set_aside[e.label] = result.set_aside.get(e.label, 0) + 1
-        est, smoothed, dur = replay_events(model, audio, vad, vad_kind)
         counts = result.scores.add_file(ref, est, dur)
-        flips = flips_of(model, smoothed)
         result.flips += flips
         result.files.append(
             FileResult(Path(audio), ref, est, dur, flips, counts.tp, counts.fp, counts.fn)

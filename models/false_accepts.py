@@ -23,6 +23,7 @@ import numpy as np
 
 from hark.live.events import Event
 from hark.live.model import OnnxModel
+from hark.live.workers import AudioFile, Workers, WorkerState
 
 DEFAULT_FLOOR = 0.2
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
@@ -87,18 +88,40 @@ class FalseAccepts:
 
 
 def false_accepts(
-    model: OnnxModel, files: Sequence[Path], vad: bool | None = None
+    model: OnnxModel, files: Sequence[Path], vad: bool | None = None,
+    workers: Workers | None = None,
 ) -> FalseAccepts:
-    """Replay each negative file through the engine (as `hark replay`) and keep every event."""
-    from hark.models.evaluation import replay_events
+    """Replay each negative file through the engine (as `hark replay`) and keep every event.
 
+    workers: where the files are replayed (hark.live.workers; default this process).
+    """
+    import functools
+
+    from hark.models.evaluation import audio_files
+
+    pool = workers or Workers([model])
+    task = functools.partial(_negative_task, slot=pool.slot(model), vad=vad)
     fa = FalseAccepts()
-    for f in files:
-        events, _, seconds = replay_events(model, f, vad)
+    for f, (events, seconds) in zip(files, pool.map(task, audio_files(files)), strict=True):
         fa.events.extend((str(f), e) for e in events)
         fa.seconds += seconds
         fa.files += 1
     return fa
+
+
+def _negative_task(state: WorkerState, item: AudioFile, *, slot: int,
+                   vad: bool | None) -> tuple[list[Event], float]:
+    from hark.models.evaluation import replay_events
+
+    events, _, seconds = replay_events(state.models[slot], item, vad)
+    return events, seconds
+
+
+def _positive_task(state: WorkerState, item: AudioFile, *, slot: int,
+                   vad: bool | None) -> list[Event]:
+    from hark.models.evaluation import replay_events
+
+    return replay_events(state.models[slot], item, vad)[0]
 
 
 @dataclass
@@ -115,19 +138,24 @@ class Positives:
 
 
 def positives(
-    model: OnnxModel, pairs: Sequence[tuple[Path, Path]], vad: bool | None = None
+    model: OnnxModel, pairs: Sequence[tuple[Path, Path]], vad: bool | None = None,
+    workers: Workers | None = None,
 ) -> Positives:
     """Match estimates to truth per file and label (sed_eval's collars) and keep best peaks."""
+    import functools
+
     from hark.live.events import read_events_tsv
-    from hark.models.evaluation import replay_events
+    from hark.models.evaluation import audio_files
     from hark.models.metrics import EventCollars, events_match
 
     known = set(model.card.event_labels)
     collars = EventCollars()
     out = Positives()
-    for audio, tsv in pairs:
+    pool = workers or Workers([model])
+    task = functools.partial(_positive_task, slot=pool.slot(model), vad=vad)
+    per_file = pool.map(task, audio_files([a for a, _ in pairs]))
+    for (_, tsv), est in zip(pairs, per_file, strict=True):
         ref = [e for e in read_events_tsv(tsv) if e.label in known]
-        est, _, _ = replay_events(model, audio, vad)
         for r in ref:
             peaks = [s.peak for s in est if s.label == r.label and events_match(r, s, collars)]
             out.found_peaks.append(max(peaks, default=0.0))

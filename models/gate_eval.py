@@ -14,23 +14,32 @@ from typing import Any
 
 from hark.live.errors import HarkError
 from hark.live.model import OnnxModel
+from hark.live.workers import WorkerError, Workers
 
 GATES = ("off", "webrtc", "silero")
 
 
 def compare_gates(
-    model: OnnxModel, pairs: Sequence[tuple[str | Path, str | Path]]
+    model: OnnxModel, pairs: Sequence[tuple[str | Path, str | Path]],
+    workers: Workers | None = None,
 ) -> dict[str, Any]:
-    """{gate: figures} for every gate on (audio, truth) pairs; a gate that cannot run: skipped."""
+    """{gate: figures} for every gate on (audio, truth) pairs; a gate that cannot run: skipped.
+
+    workers: where the recordings are replayed (hark.live.workers); a dead worker is an error,
+    not a skipped gate.
+    """
     from hark.models.evaluation import evaluate_streams
 
     out: dict[str, Any] = {}
     for gate in GATES:
         try:
             if gate == "off":
-                ev = evaluate_streams(model, pairs, vad=False)
+                ev = evaluate_streams(model, pairs, vad=False, workers=workers)
             else:
-                ev = evaluate_streams(model, pairs, vad=True, vad_kind=gate)  # type: ignore[arg-type]
+                ev = evaluate_streams(model, pairs, vad=True, vad_kind=gate,  # type: ignore[arg-type]
+                                      workers=workers)
+        except WorkerError:
+            raise
         except HarkError as e:
             out[gate] = {"skipped": str(e)}
             continue
