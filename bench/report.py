@@ -11,15 +11,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
-STAGE_ROWS = ("vad", "features", "inference", "smoothing", "stages_sum", "feed", "feed_cpu")
+STAGE_ROWS = ("vad", "features", "inference", "model_call", "smoothing", "stages_sum", "feed",
+              "feed_cpu")
 STAGE_NAMES = {"stages_sum": "sum of stages", "feed": "feed (total, wall)",
-               "feed_cpu": "feed (total, CPU)"}
+               "feed_cpu": "feed (total, CPU)", "model_call": "  of which session.run"}
 
 # the issue's targets (measured and reported, met or not; never asserted)
 HOP_P50_US, HOP_P99_US, RTF_MAX = 100.0, 300.0, 0.01
 STRIDE_US = 1000.0
 VS_KERAS, VS_ONNX_WINDOW = 100.0, 5.0
 STREAMS = 500
+FEED_OVER_BARE = 1.3  # Engine.feed of one 10 ms block / the bare onnxruntime call (issue 14)
 E2E_SLACK_S = 0.030
 FIRST_BLOCK_S = 1.5
 RSS_MB = 150.0
@@ -57,6 +59,9 @@ def judge_targets(result: dict[str, Any]) -> list[dict[str, Any]]:
             p99 = _get(m, "per_hop_us", "feed", "p99")
             c99 = _get(m, "per_hop_us", "feed_cpu", "p99")
             r50 = _get(m, "per_inference_hop_us", "feed", "p50")
+            fb = _get(m, "overhead", "feed_over_bare_cpu")
+            rows.append(_row("feed / bare onnxruntime call, p50 (CPU time)", name,
+                             f"<= {FEED_OVER_BARE}", fb, _le(fb, FEED_OVER_BARE), "x"))
             rows += [
                 _row("per-hop compute p50", name, f"<= {HOP_P50_US:.0f} us", p50,
                      _le(p50, HOP_P50_US), "us"),
@@ -141,7 +146,9 @@ def _fmt(x: Any, unit: str = "") -> str:
 def _stage_block(title: str, dists: dict[str, Any]) -> list[str]:
     lines = [f"  {title:<24}{'p50':>9}{'p95':>9}{'p99':>9}{'max':>10}"]
     for k in STAGE_ROWS:
-        d = dists[k]
+        d = dists.get(k)
+        if d is None:  # a result saved before the row existed
+            continue
         lines.append(f"    {STAGE_NAMES.get(k, k):<22}{_us(d['p50']):>9}{_us(d['p95']):>9}"
                      f"{_us(d['p99']):>9}{_us(d['max']):>10}")
     return lines
@@ -165,6 +172,16 @@ def text_table(result: dict[str, Any]) -> str:
             out += _stage_block("other hops, us", m["other_hops_us"])
         elif m["hops_with_inference"] < 0.95 * m["hops"]:  # the gate shut for a while
             out += _stage_block("hops where it ran, us", m["per_inference_hop_us"])
+        ov = m.get("overhead")
+        if ov:
+            fb = ov["feed_over_bare_cpu"]
+            met = "n/a" if fb is None else "met" if fb <= FEED_OVER_BARE else "not met"
+            out.append(f"  feed / bare session.run p50: {_fmt(fb)}x CPU time (wall "
+                       f"{_fmt(ov['feed_over_bare_wall'])}x; bare call "
+                       f"{_dur(ov['bare_call_cpu_us']['p50'])} CPU) target <= {FEED_OVER_BARE}: "
+                       f"{met}; feed / the same call inside feed "
+                       f"{_fmt(ov['feed_over_model_call_in_feed'])}x (in feed "
+                       f"{_dur(ov['model_call_in_feed_us']['p50'])})")
         out.append(f"  RTF {_fmt(m['rtf'])} (CPU time: {_fmt(m['rtf_cpu'])}); "
                    f"{_fmt(m['audio_s_per_compute_s'])} audio s per compute s; {m['hops']} hops, "
                    f"inference on {m['hops_with_inference']}; {m['events']} events")
@@ -264,7 +281,9 @@ def markdown(result: dict[str, Any]) -> str:
             blocks.append(("hops where it ran", m["per_inference_hop_us"]))
         for title, dists in blocks:
             for k in STAGE_ROWS:
-                d = dists[k]
+                d = dists.get(k)
+                if d is None:
+                    continue
                 lines.append(f"| {m['name']} ({title}) | {STAGE_NAMES.get(k, k)} | {_us(d['p50'])} "
                              f"| {_us(d['p95'])} | {_us(d['p99'])} | {_us(d['max'])} |")
     lines += ["", "| model | RTF (CPU) | compute per decision p50 (CPU, model ran) | "

@@ -92,9 +92,17 @@ def _model_result(model: Any, samples: np.ndarray, args: argparse.Namespace, eff
 
     card = model.card
     block = _block(card.sample_rate, args.block_ms)
+    bare: dict[str, Any] | None = None
     with blas_threads(args.threads):
         stages.warm_up([model], options)
+        if card.streaming:
+            n_bare = max(50, min(2000, samples.size // block // 2))
+            before = stages.bare_calls(model, samples, n_bare)
         rep = stages.replay([model], samples, block, options)
+        if card.streaming:
+            after = stages.bare_calls(model, samples, n_bare)
+            bare = {"what": before["what"], "wall": np.concatenate((before["wall"], after["wall"])),
+                    "cpu": np.concatenate((before["cpu"], after["cpu"]))}
     kind = "frame" if card.streaming else "window"
     out: dict[str, Any] = {
         "name": card.name,
@@ -113,6 +121,8 @@ def _model_result(model: Any, samples: np.ndarray, args: argparse.Namespace, eff
         out.update(stages.summarize_window(rep, 0))
     else:
         out.update(stages.summarize_frame(rep, 0))
+    if bare is not None:
+        out["overhead"] = stages.overhead(rep, bare, 0)
     base: dict[str, Any] = {}
     if args.baselines in ("all", "onnx"):
         with blas_threads(args.threads):

@@ -74,7 +74,8 @@ def test_json_has_every_field(run: tuple[dict[str, Any], Path, str]) -> None:
     kinds = {m["name"]: m["kind"] for m in r["models"]}
     assert kinds == {"stack": "frame", "cnn": "window"}
     for m in r["models"]:
-        assert set(m) - {"per_stride_us", "other_hops_us", "per_inference_hop_us"} == MODEL
+        assert set(m) - {"per_stride_us", "other_hops_us", "per_inference_hop_us",
+                         "overhead"} == MODEL
         _stage_dists(m["per_hop_us"])
         _dist(m["per_decision_us"])
         _dist(m["per_decision_cpu_us"])
@@ -87,6 +88,12 @@ def test_json_has_every_field(run: tuple[dict[str, Any], Path, str]) -> None:
         if m["kind"] == "frame":
             _stage_dists(m["per_inference_hop_us"])
             assert m["per_inference_hop_us"]["feed"]["n"] == m["hops_with_inference"]
+            ov = m["overhead"]
+            _dist(ov["bare_call_us"])
+            _dist(ov["model_call_in_feed_us"])
+            # feed contains the model's call, so it costs more than the call timed inside it
+            assert ov["feed_over_model_call_in_feed"] > 1 and ov["feed_over_bare_cpu"] > 0
+            assert m["per_hop_us"]["model_call"]["p50"] <= m["per_hop_us"]["inference"]["p50"]
         if m["kind"] == "window":
             _stage_dists(m["per_stride_us"])
             _stage_dists(m["other_hops_us"])
