@@ -49,6 +49,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="speech-gate savings: inference compute gated (webrtc, silero) vs "
                    "ungated on SECONDS of 80%% room noise + 20%% words, per frame model "
                    "(default 60; 0 skips)")
+    p.add_argument("--latency-streams", type=int, default=None, metavar="N",
+                   help="decision latency offline for every label on N held-out 30 s streams "
+                   "per model (default 4, --quick 1; 0 skips)")
     p.add_argument("--baselines", choices=("all", "onnx", "none"), default="all",
                    help="naive baselines: (a) Keras + (b) ONNX whole window, only (b), or none")
     p.add_argument("--streams", default=None, metavar="N|max",

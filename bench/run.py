@@ -33,10 +33,11 @@ class Effort:
     max_streams: int
     probes: int
     startup_repeats: int
+    latency_streams: int
 
 
-FULL = Effort(200, 30, 300, 45.0, 2048, 10, 3)
-QUICK = Effort(20, 5, 40, 6.0, 256, 3, 1)
+FULL = Effort(200, 30, 300, 45.0, 2048, 10, 3, 4)
+QUICK = Effort(20, 5, 40, 6.0, 256, 3, 1, 1)
 
 
 @contextlib.contextmanager
@@ -330,6 +331,13 @@ def run(args: argparse.Namespace) -> int:
         with blas_threads(args.threads):
             result["gate"] = [gate.measure(m, gate_s, args.block_ms) for m in models
                               if m.card.streaming]
+    n_lat = args.latency_streams if args.latency_streams is not None else effort.latency_streams
+    result["decision_latency"] = None
+    if n_lat > 0:
+        from hark.bench import decision
+
+        result["decision_latency"] = [decision.measure(m, n_lat) for m in models]
+        print("hark bench: offline decision latency done", file=sys.stderr)
     if args.streams:
         result["capacity"] = _capacity(models, args, effort, options)
     if args.loopback:
@@ -339,6 +347,14 @@ def run(args: argparse.Namespace) -> int:
     result["targets"] = report.judge_targets(result)
     result["wall_s"] = time.monotonic() - t_start
     print(report.text_table(result))
+    if result.get("decision_latency"):
+        from hark.bench import decision
+
+        print()
+        print("decision latency offline (held-out streams; first decision >= threshold_on "
+              "after the true onset), ms")
+        for r in result["decision_latency"]:
+            print("\n".join(decision.format_lines(r)))
     if result.get("gate"):
         from hark.bench import gate
 

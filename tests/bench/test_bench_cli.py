@@ -17,7 +17,7 @@ from hark.cli import main
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 TOP = {"schema", "tool", "created", "machine", "config", "models", "together", "capacity",
-       "loopback", "startup", "targets", "wall_s", "gate"}
+       "loopback", "startup", "targets", "wall_s", "gate", "decision_latency"}
 MACHINE = {"cpu", "cpu_count", "load_avg_1m", "platform", "python", "numpy", "onnxruntime"}
 CONFIG = {"models", "audio", "block_ms", "threads", "vad", "quick", "baselines"}
 RUN = {"hops", "block_samples", "audio_s", "compute_s", "compute_cpu_s", "rtf", "rtf_cpu",
