@@ -32,8 +32,8 @@ def test_every_sound_class_gets_a_latency_that_moves_with_threshold_on() -> None
 
 def test_a_model_with_nothing_to_synthesise_is_skipped() -> None:
     model = OnnxModel.load("sounds")
-    card = replace(model.card, labels=["_a_", "_b_", "_c_", "_d_", "_e_"],
-                   ignore_labels=[])
+    card = replace(model.card, labels=("_a_", "_b_", "_c_", "_d_", "_e_"),
+                   ignore_labels=())
     r = decision.measure(OnnxModel(model.path, card, model.session, model.output))
     assert "skipped" in r and decision.format_lines(r)[0].endswith(")")
     assert np.isfinite(card.algorithmic_latency_s())
