@@ -34,10 +34,11 @@ class Effort:
     probes: int
     startup_repeats: int
     latency_streams: int
+    probes_per_label: int
 
 
-FULL = Effort(200, 30, 300, 45.0, 2048, 10, 3, 4)
-QUICK = Effort(20, 5, 40, 6.0, 256, 3, 1, 1)
+FULL = Effort(200, 30, 300, 45.0, 2048, 10, 3, 4, 3)
+QUICK = Effort(20, 5, 40, 6.0, 256, 3, 1, 1, 1)
 
 
 @contextlib.contextmanager
@@ -222,10 +223,17 @@ def _loopback(models: list[Any], args: argparse.Namespace, effort: Effort, optio
         "models": [],
     }
     for model in models:
+        probe: Any
         try:
-            if args.probe == "auto":
+            probe = None
+            if args.probe in ("auto", "labels"):  # every label, several probes each
+                per_label = args.probes or effort.probes_per_label
+                probe = loopback.label_probes(model, per_label) or None
+                if probe is None and args.probe == "labels":
+                    raise HarkError("no label of this model can be synthesised here")
+            if probe is None and args.probe == "auto":
                 probe = loopback.auto_probe(model)
-            else:
+            elif probe is None:
                 probe = loopback.make_probe(args.probe, model.card, args.probe_label)
         except HarkError as e:
             out["models"].append({"model": model.name, "skipped": str(e)})
