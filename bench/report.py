@@ -95,6 +95,12 @@ def judge_targets(result: dict[str, Any]) -> list[dict[str, Any]]:
             best = None
         rows.append(_row("concurrent real-time streams, one core", c["model"], f">= {STREAMS}",
                          best, _ge(best, STREAMS) if c["kind"] == "frame" else None))
+        trials = _get(c, "search", "batched", "trials") or []
+        big = max(trials, key=lambda t: t["n"]) if trials else None
+        ob = None if big is None else big.get("over_bare_call")
+        if big is not None:
+            rows.append(_row(f"batched per hop / bare batched call (n={big['n']})", c["model"],
+                             "<= 1.5", ob, _le(ob, 1.5), "x"))
     for lb in (result.get("loopback") or {}).get("models", []):
         p50 = _get(lb, "onset_latency_us", "p50")
         goal = lb.get("target_s")
@@ -232,6 +238,12 @@ def text_table(result: dict[str, Any]) -> str:
                     out.append(f"    {mode:<10} max real-time streams {s['max_realtime_streams']}"
                                f" (first failing n {s['first_failing_n']}, {s['stopped_by']}; "
                                f"{len(s['trials'])} trials)")
+                    big = max(s["trials"], key=lambda t: t["n"]) if s["trials"] else None
+                    if big and big.get("over_bare_call") is not None:
+                        r = big["over_bare_call"]
+                        out.append(f"      at n={big['n']}: per hop / bare batched session.run "
+                                   f"{r:.2f}x CPU (target <= 1.5: "
+                                   f"{'met' if r <= 1.5 else 'not met'})")
                 t = _get(c, "at_n", mode)
                 if t:
                     st = t["stages_p50_us"]

@@ -28,7 +28,8 @@ MODEL = RUN | {"name", "path", "kind", "sample_rate", "labels", "vad", "decision
                "baselines", "ratios"}
 BASELINE = {"what", "window_s", "per_decision_us", "per_decision_cpu_us"}
 TRIAL = {"n", "mode", "hops", "per_hop_us", "per_hop_cpu_us", "per_stream_p50_us",
-         "stages_p50_us", "clock", "p99_over_hop", "realtime", "realtime_wall", "wall_s"}
+         "stages_p50_us", "clock", "p99_over_hop", "realtime", "realtime_wall", "wall_s",
+         "bare_call_cpu_us", "over_bare_call"}
 SEARCH = {"mode", "max_realtime_streams", "first_failing_n", "stopped_by", "trials"}
 TARGET = {"target", "model", "goal", "measured", "unit", "met"}
 
