@@ -47,6 +47,7 @@ class Trial:
     hop_us: float
     wall_s: float
     clock: str = "cpu"
+    bare_cpu: Dist | None = None  # batched: the bare batched session.run alone, per hop
 
     @property
     def judged(self) -> Dist:
@@ -70,6 +71,10 @@ class Trial:
             "realtime": self.realtime,
             "realtime_wall": self.per_hop.p99 < self.hop_us,
             "wall_s": self.wall_s,
+            "bare_call_cpu_us": None if self.bare_cpu is None else self.bare_cpu.to_json(),
+            # per hop, all streams: the batched engine vs its bare batched call (target <= 1.5)
+            "over_bare_call": (None if self.bare_cpu is None or not self.bare_cpu.p50
+                               else self.per_hop_cpu.p50 / self.bare_cpu.p50),
         }
 
 
@@ -217,8 +222,32 @@ def measure_batched(model: Any, n: int, audio: np.ndarray, block: int, hops: int
         per_cpu[h] = cpu() - c0
         stages[h] = streams.last_times
     hop_us = block / model.card.sample_rate * 1e6
+    bare = _bare_batched(model, session or model.session, n, hops)
     return Trial(n, "batched", hops, Dist.of(per_hop), Dist.of(per_cpu), _stage_p50(stages),
-                 hop_us, time.perf_counter() - t_start, clock)
+                 hop_us, time.perf_counter() - t_start, clock, bare)
+
+
+def _bare_batched(model: Any, session: Any, n: int, hops: int) -> Dist:
+    """CPU time of the one batched session.run per hop alone: n frames, n states carried."""
+    from hark.live.batched import state_batch_axis
+
+    card = model.card
+    inp = card.inputs[0]
+    bins = card.frontends[inp.frontend].n_bins(card.sample_rate)
+    rng = np.random.default_rng(0)
+    shape = (n, 1, bins, 1) if len(inp.shape) == 4 else (n, 1, bins)
+    state = {s.input: np.repeat(np.zeros(s.shape, np.float32), n, axis=state_batch_axis(s.shape))
+             for s in card.state}
+    outputs = [model.output, *(s.output for s in card.state)]
+    cpu = np.zeros(hops)
+    for h in range(hops):
+        feeds = {inp.name: rng.standard_normal(shape).astype(np.float32), **state}
+        c0 = time.process_time()
+        out = session.run(outputs, feeds)
+        cpu[h] = time.process_time() - c0
+        for spec, value in zip(card.state, out[1:], strict=True):
+            state[spec.input] = value
+    return Dist.of(cpu)
 
 
 def least_busy_cpu(sample_s: float = 0.3) -> int | None:

@@ -49,6 +49,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="speech-gate savings: inference compute gated (webrtc, silero) vs "
                    "ungated on SECONDS of 80%% room noise + 20%% words, per frame model "
                    "(default 60; 0 skips)")
+    p.add_argument("--latency-streams", type=int, default=None, metavar="N",
+                   help="decision latency offline for every label on N held-out 30 s streams "
+                   "per model (default 4, --quick 1; 0 skips)")
     p.add_argument("--baselines", choices=("all", "onnx", "none"), default="all",
                    help="naive baselines: (a) Keras + (b) ONNX whole window, only (b), or none")
     p.add_argument("--streams", default=None, metavar="N|max",
@@ -65,10 +68,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--loopback", action="store_true",
                    help="end-to-end latency through a private PulseAudio virtual microphone")
     p.add_argument("--probe", default="auto", metavar="SPEC",
-                   help="loopback probe: auto, beep[:HZ[:MS]], say:WORD, event:CLASS or a .wav")
+                   help="loopback probe: auto (every label the model has that can be "
+                   "synthesised, else one probe it detects), labels, beep[:HZ[:MS]], say:WORD, "
+                   "event:CLASS or a .wav")
     p.add_argument("--probe-label", default=None, metavar="LABEL",
                    help="label the probe must cause (default: from the probe)")
-    p.add_argument("--probes", type=int, default=None, help="loopback probes per model")
+    p.add_argument("--probes", type=int, default=None,
+                   help="loopback probes per label (auto/labels: default 3, --quick 1), or of "
+                   "the one probe (default 10, --quick 3)")
     p.add_argument("--startup", action="store_true",
                    help="time hark mic (or hark replay without a mic) to its first block")
     p.add_argument("--all", action="store_true",

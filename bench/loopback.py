@@ -299,6 +299,27 @@ def detected_offline(model: Any, probe: Probe) -> bool:
     return len(events) == 1 and (probe.label is None or events[0].label == probe.label)
 
 
+def label_probes(model: Any, per_label: int, seed: int = 0) -> list[Probe]:
+    """Probes for every label of the model that can be made here, per_label each, interleaved.
+
+    Words are spoken by held-out voices (espeak-ng test-split voices, flite), sound classes come
+    from models.data's synthesiser (bench.decision.label_clips); the order cycles through the
+    labels, so every label is probed early and late in the run. Empty when none can be made.
+    """
+    from hark.bench.decision import label_clips
+
+    clips = label_clips(model.card, per_label, seed)
+    probes: list[Probe] = []
+    for i in range(per_label):
+        for label, cs in clips.items():
+            if i < len(cs):
+                try:
+                    probes.append(Probe(f"{label}#{i}", _trim(cs[i]), label))
+                except LoopbackError:  # a silent clip
+                    continue
+    return probes
+
+
 def auto_probe(model: Any) -> Probe:
     """The first candidate probe the model detects offline (else the first candidate)."""
     cands = candidate_probes(model.card)
@@ -389,21 +410,29 @@ class ProbeResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def run_loopback(model: Any, probe: Probe, n_probes: int = 8, block_ms: float = 10.0,
-                 player_latency_ms: int = 10, lead_s: float = 3.0,
+def run_loopback(model: Any, probe: Probe | list[Probe], n_probes: int = 8,
+                 block_ms: float = 10.0, player_latency_ms: int = 10, lead_s: float = 3.0,
                  daemon: PulseDaemon | None = None, options: Any = None) -> dict[str, Any]:
-    """Play n_probes probes through a (private) PulseAudio loopback into a live Engine."""
+    """Play probes through a (private) PulseAudio loopback into a live Engine.
+
+    probe: one probe played n_probes times, or a list of probes played once each in order
+    (label_probes: every label of the model); results per label and overall.
+    """
     card = model.card
     rate = card.sample_rate
+    probes = [probe] * n_probes if isinstance(probe, Probe) else list(probe)
+    if not probes:
+        raise LoopbackError("no probe to play")
     block = int(round(block_ms * rate / 1000))
     gap_s = 1.5 + float(card.window_s or 0.0) + card.smoothing.min_off_ms / 1000.0
-    spacing = int(np.ceil((probe.audio.size / rate + gap_s) * rate / block)) * block
+    longest = max(p.audio.size for p in probes)
+    spacing = int(np.ceil((longest / rate + gap_s) * rate / block)) * block
     lead = int(np.ceil(lead_s * rate / block)) * block
-    total = lead + n_probes * spacing
+    total = lead + len(probes) * spacing
     timeline = np.zeros(total, np.float32)
-    starts = [lead + k * spacing for k in range(n_probes)]
-    for s in starts:
-        timeline[s : s + probe.audio.size] = probe.audio
+    starts = [lead + k * spacing for k in range(len(probes))]
+    for s, p in zip(starts, probes, strict=True):
+        timeline[s : s + p.audio.size] = p.audio
     own = daemon is None
     pa = daemon or PulseDaemon(rate).start()
     try:
@@ -411,16 +440,21 @@ def run_loopback(model: Any, probe: Probe, n_probes: int = 8, block_ms: float = 
             # a sink still in its idle 2 s rhythm would make the player's pipe fill up: a
             # standing backlog that every later probe would wait behind
             pa.keep_awake()
-        res = _measure(model, probe, pa, timeline, starts, block, player_latency_ms, options)
-        res["detected_offline"] = detected_offline(model, probe)
+        res = _measure(model, probes, pa, timeline, starts, block, player_latency_ms, options)
+        offline = {spec: detected_offline(model, p)
+                   for spec, p in {p.spec: p for p in probes}.items()}
+        res["detected_offline"] = all(offline.values())
+        res["detected_offline_probes"] = sum(offline[p.spec] for p in probes)
+        for label, row in res.get("per_label", {}).items():
+            row["detected_offline"] = sum(offline[p.spec] for p in probes if p.label == label)
         return res
     finally:
         if own:
             pa.stop()
 
 
-def _measure(model: Any, probe: Probe, pa: PulseDaemon, timeline: np.ndarray, starts: list[int],
-             block: int, latency_ms: int, options: Any) -> dict[str, Any]:
+def _measure(model: Any, probes: list[Probe], pa: PulseDaemon, timeline: np.ndarray,
+             starts: list[int], block: int, latency_ms: int, options: Any) -> dict[str, Any]:
     from hark.live.devices import import_sounddevice
     from hark.live.engine import Engine, EngineOptions
     from hark.live.sources import MicSource
@@ -452,8 +486,10 @@ def _measure(model: Any, probe: Probe, pa: PulseDaemon, timeline: np.ndarray, st
             pos = 0
             located: list[int] = []  # stream sample of each probe's first sample
             shown: dict[tuple[str, float], tuple[float, int]] = {}  # event -> first seen active
-            window_s = probe.audio.size / rate + 1.0  # an event this late is not the probe's
-            refractory = (probe.audio.size + spacing) // 2
+            longest = max(p.audio.size for p in probes)
+            window_s = longest / rate + 1.0  # an event this late is not the probe's
+            refractory = (longest + spacing) // 2
+            labels = [p.label for p in probes]
             for b in mic.blocks():
                 t_got = time.monotonic()
                 if first_block_s is None:
@@ -474,7 +510,7 @@ def _measure(model: Any, probe: Probe, pa: PulseDaemon, timeline: np.ndarray, st
                 for lb, (ev_onset, _) in stream.smoother.active.items():
                     shown.setdefault((lb, round(ev_onset, 6)), (t_done, engine.samples_in))
                 for ev in finished:
-                    owner = _owner(ev, probe.label, located, rate, window_s, results)
+                    owner = _owner(ev, labels, located, rate, window_s, results)
                     if owner is None:
                         continue
                     r = results[owner]
@@ -496,11 +532,11 @@ def _measure(model: Any, probe: Probe, pa: PulseDaemon, timeline: np.ndarray, st
                 os.environ[k] = v
         reinit_portaudio(sd)
     y = np.concatenate(captured) if captured else np.zeros(0, np.float32)
-    for r, loc in zip(results, located, strict=False):
+    for r, loc, p in zip(results, located, probes, strict=False):
         r.stream_onset_s = loc / rate
-        seg = y[loc : loc + probe.audio.size]
-        r.exact = seg.size == probe.audio.size and (
-            float(np.abs(seg - _s16(probe.audio)).max()) < 1e-3)
+        seg = y[loc : loc + p.audio.size]
+        r.exact = seg.size == p.audio.size and (
+            float(np.abs(seg - _s16(p.audio)).max()) < 1e-3)
     for i, r in enumerate(results):
         r.t_write = player.write_times.get(starts[i] // chunk)
     # capture-side delay: how much later than its best-ever delivery each block came (the
@@ -512,7 +548,7 @@ def _measure(model: Any, probe: Probe, pa: PulseDaemon, timeline: np.ndarray, st
         j = int(np.searchsorted(ends * rate, loc, side="right"))
         if j < excess.size:
             r.extra["capture_excess_ms"] = float(excess[j] * 1e3)
-    return _summarize(card, probe, results, block, latency_ms, first_block_s, stats, player)
+    return _summarize(card, probes, results, block, latency_ms, first_block_s, stats, player)
 
 
 def _probe_json(r: ProbeResult, rate: int) -> dict[str, Any]:
@@ -538,31 +574,38 @@ def _s16(x: np.ndarray) -> np.ndarray:
     return (np.clip(x, -1, 1) * 32767).astype(np.int16).astype(np.float32) / 32768.0
 
 
-def _owner(ev: Any, label: str | None, located: list[int], rate: int, window_s: float,
+def _owner(ev: Any, labels: list[str | None], located: list[int], rate: int, window_s: float,
            results: list[ProbeResult]) -> int | None:
     """The probe a finished event belongs to, if any.
 
-    The right label (if one is expected) and an onset from 0.25 s before the probe's first sample
-    to window_s after it; the first such event wins.
+    The probe's label (if it expects one) and an onset from 0.25 s before the probe's first
+    sample to window_s after it; the first such event wins.
     """
-    if label is not None and ev.label != label:
-        return None
     for k, loc in enumerate(located):
+        if labels[k] is not None and ev.label != labels[k]:
+            continue
         start = loc / rate
         if start - 0.25 <= ev.onset_s <= start + window_s and results[k].t_final is None:
             return k
     return None
 
 
-def _summarize(card: Any, probe: Probe, results: list[ProbeResult], block: int,
+def _summarize(card: Any, probes: list[Probe], results: list[ProbeResult], block: int,
                latency_ms: int, first_block_s: float | None, stats: Any, player: Player
                ) -> dict[str, Any]:
     rate = card.sample_rate
+    probe = probes[0]
+    several = len({p.spec for p in probes}) > 1
     onset, final, path, delay, stamp, pipe = [], [], [], [], [], []
-    for r in results:
+    by_label: dict[str, list[float]] = {}
+    tried: dict[str, int] = {}
+    for p in probes:
+        tried[p.label or "any"] = tried.get(p.label or "any", 0) + 1
+    for r, p in zip(results, probes, strict=True):
         if r.t_onset is None or r.t_write is None or r.stream_onset_s is None:
             continue
         onset.append(r.t_onset - r.t_write)
+        by_label.setdefault(p.label or "any", []).append(onset[-1])
         if r.t_final is not None:
             final.append(r.t_final - r.t_write)
         if r.t_arrive is not None:
@@ -576,9 +619,15 @@ def _summarize(card: Any, probe: Probe, results: list[ProbeResult], block: int,
     p50 = Dist.of(onset).p50 / 1e6 if onset else None
     return {
         "model": card.name,
-        "probe": probe.spec,
-        "probe_label": probe.label,
-        "probe_s": probe.audio.size / rate,
+        "probe": "labels" if several else probe.spec,
+        "probe_label": None if several else probe.label,
+        "probe_s": max(p.audio.size for p in probes) / rate,
+        "labels": list(tried),
+        "per_label": {lb: {"probes": n, "detected": len(by_label.get(lb, [])),
+                           "onset_latency_us": Dist.of(by_label.get(lb, [])).to_json()}
+                      for lb, n in tried.items()},
+        "words_target_s": algo + 0.080,
+        "words_met": None if p50 is None else p50 <= algo + 0.080,
         "probes": len(results),
         "detected": len(onset),
         "bit_exact": sum(r.exact for r in results),
@@ -599,7 +648,8 @@ def _summarize(card: Any, probe: Probe, results: list[ProbeResult], block: int,
         "player_skipped_silent_chunks": player.skipped,
         "player_blocked_writes": player.blocked_writes,
         "player_max_write_ms": player.max_write_ms,
-        "per_probe": [_probe_json(r, rate) for r in results],
+        "per_probe": [{"probe": p.spec, "expected": p.label, **_probe_json(r, rate)}
+                      for r, p in zip(results, probes, strict=True)],
         "measured": "onset_latency = t_onset - t_write: from handing the probe's first sample "
         "to pacat to Engine.feed returning with the event active in the smoother; nothing "
         "subtracted",

@@ -11,15 +11,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
-STAGE_ROWS = ("vad", "features", "inference", "smoothing", "stages_sum", "feed", "feed_cpu")
+STAGE_ROWS = ("vad", "features", "inference", "model_call", "smoothing", "stages_sum", "feed",
+              "feed_cpu")
 STAGE_NAMES = {"stages_sum": "sum of stages", "feed": "feed (total, wall)",
-               "feed_cpu": "feed (total, CPU)"}
+               "feed_cpu": "feed (total, CPU)", "model_call": "  of which session.run"}
 
 # the issue's targets (measured and reported, met or not; never asserted)
 HOP_P50_US, HOP_P99_US, RTF_MAX = 100.0, 300.0, 0.01
 STRIDE_US = 1000.0
 VS_KERAS, VS_ONNX_WINDOW = 100.0, 5.0
 STREAMS = 500
+FEED_OVER_BARE = 1.3  # Engine.feed of one 10 ms block / the bare onnxruntime call (issue 14)
 E2E_SLACK_S = 0.030
 FIRST_BLOCK_S = 1.5
 RSS_MB = 150.0
@@ -37,6 +39,15 @@ def _row(name: str, model: str, goal: str, measured: Any, met: bool | None, unit
          ) -> dict[str, Any]:
     return {"target": name, "model": model, "goal": goal,
             "measured": measured, "unit": unit, "met": met}
+
+
+def _at_best(search: Any) -> dict[str, Any] | None:
+    """The trial at the largest real-time n of a capacity search (else its smallest trial)."""
+    trials = (search or {}).get("trials") or []
+    if not trials:
+        return None
+    best = [t for t in trials if t["n"] == search.get("max_realtime_streams")]
+    return best[0] if best else min(trials, key=lambda t: t["n"])
 
 
 def _le(x: float | None, limit: float) -> bool | None:
@@ -57,6 +68,9 @@ def judge_targets(result: dict[str, Any]) -> list[dict[str, Any]]:
             p99 = _get(m, "per_hop_us", "feed", "p99")
             c99 = _get(m, "per_hop_us", "feed_cpu", "p99")
             r50 = _get(m, "per_inference_hop_us", "feed", "p50")
+            fb = _get(m, "overhead", "feed_over_bare_cpu")
+            rows.append(_row("feed / bare onnxruntime call, p50 (CPU time)", name,
+                             f"<= {FEED_OVER_BARE}", fb, _le(fb, FEED_OVER_BARE), "x"))
             rows += [
                 _row("per-hop compute p50", name, f"<= {HOP_P50_US:.0f} us", p50,
                      _le(p50, HOP_P50_US), "us"),
@@ -90,17 +104,35 @@ def judge_targets(result: dict[str, Any]) -> list[dict[str, Any]]:
             best = None
         rows.append(_row("concurrent real-time streams, one core", c["model"], f">= {STREAMS}",
                          best, _ge(best, STREAMS) if c["kind"] == "frame" else None))
+        big = _at_best(_get(c, "search", "batched"))
+        ob = None if big is None else big.get("over_bare_call")
+        if big is not None:
+            rows.append(_row(f"batched per hop / bare batched call (n={big['n']})", c["model"],
+                             "<= 1.5", ob, _le(ob, 1.5), "x"))
     for lb in (result.get("loopback") or {}).get("models", []):
         p50 = _get(lb, "onset_latency_us", "p50")
         goal = lb.get("target_s")
         rows.append(_row("end-to-end onset latency p50 (virtual mic)", lb.get("model", "?"),
                          "<= algorithmic + 30 ms" + (f" = {goal * 1e3:.0f} ms" if goal else ""),
                          None if p50 is None else p50 / 1e3, lb.get("met"), "ms"))
+        if lb.get("probe") == "labels":
+            wt = lb.get("words_target_s")
+            rows.append(_row("decision latency p50 over every label (virtual mic)",
+                             lb.get("model", "?"), "<= algorithmic + 80 ms" +
+                             (f" = {wt * 1e3:.0f} ms" if wt else ""),
+                             None if p50 is None else p50 / 1e3, lb.get("words_met"), "ms"))
         pipe = _get(lb, "pipeline_us", "p50")
         pipe_ms = None if pipe is None else pipe / 1e3
         rows.append(_row("  of which pipeline (onset latency - audio the model heard) p50",
                          lb.get("model", "?"), f"<= {E2E_SLACK_S * 1e3:.0f} ms", pipe_ms,
                          _le(pipe_ms, E2E_SLACK_S * 1e3), "ms"))
+    for d in result.get("decision_latency") or []:
+        if "skipped" in d:
+            continue
+        p50 = _get(d, "latency_us", "p50")
+        rows.append(_row("decision latency p50, every label, offline (held-out streams)",
+                         d["model"], f"<= algorithmic + 80 ms = {d['target_s'] * 1e3:.0f} ms",
+                         None if p50 is None else p50 / 1e3, d["met"], "ms"))
     st = result.get("startup")
     if st and "skipped" not in st:
         first = _get(st, "start_to_first_block_us", "p50")
@@ -141,7 +173,9 @@ def _fmt(x: Any, unit: str = "") -> str:
 def _stage_block(title: str, dists: dict[str, Any]) -> list[str]:
     lines = [f"  {title:<24}{'p50':>9}{'p95':>9}{'p99':>9}{'max':>10}"]
     for k in STAGE_ROWS:
-        d = dists[k]
+        d = dists.get(k)
+        if d is None:  # a result saved before the row existed
+            continue
         lines.append(f"    {STAGE_NAMES.get(k, k):<22}{_us(d['p50']):>9}{_us(d['p95']):>9}"
                      f"{_us(d['p99']):>9}{_us(d['max']):>10}")
     return lines
@@ -165,6 +199,16 @@ def text_table(result: dict[str, Any]) -> str:
             out += _stage_block("other hops, us", m["other_hops_us"])
         elif m["hops_with_inference"] < 0.95 * m["hops"]:  # the gate shut for a while
             out += _stage_block("hops where it ran, us", m["per_inference_hop_us"])
+        ov = m.get("overhead")
+        if ov:
+            fb = ov["feed_over_bare_cpu"]
+            met = "n/a" if fb is None else "met" if fb <= FEED_OVER_BARE else "not met"
+            out.append(f"  feed / bare session.run p50: {_fmt(fb)}x CPU time (wall "
+                       f"{_fmt(ov['feed_over_bare_wall'])}x; bare call "
+                       f"{_dur(ov['bare_call_cpu_us']['p50'])} CPU) target <= {FEED_OVER_BARE}: "
+                       f"{met}; feed / the same call inside feed "
+                       f"{_fmt(ov['feed_over_model_call_in_feed'])}x (in feed "
+                       f"{_dur(ov['model_call_in_feed_us']['p50'])})")
         out.append(f"  RTF {_fmt(m['rtf'])} (CPU time: {_fmt(m['rtf_cpu'])}); "
                    f"{_fmt(m['audio_s_per_compute_s'])} audio s per compute s; {m['hops']} hops, "
                    f"inference on {m['hops_with_inference']}; {m['events']} events")
@@ -202,6 +246,12 @@ def text_table(result: dict[str, Any]) -> str:
                     out.append(f"    {mode:<10} max real-time streams {s['max_realtime_streams']}"
                                f" (first failing n {s['first_failing_n']}, {s['stopped_by']}; "
                                f"{len(s['trials'])} trials)")
+                    big = _at_best(s)
+                    if big and big.get("over_bare_call") is not None:
+                        r = big["over_bare_call"]
+                        out.append(f"      at n={big['n']}: per hop / bare batched session.run "
+                                   f"{r:.2f}x CPU (target <= 1.5: "
+                                   f"{'met' if r <= 1.5 else 'not met'})")
                 t = _get(c, "at_n", mode)
                 if t:
                     st = t["stages_p50_us"]
@@ -222,13 +272,21 @@ def text_table(result: dict[str, Any]) -> str:
                 continue
             on = r["onset_latency_us"]
             out.append(
-                f"  {r['model']}: probe {r['probe']} -> {r['probe_label'] or 'any'}: "
+                f"  {r['model']}: probe {r['probe']} -> {_expects(r)}: "
                 f"{r['detected']}/{r['probes']} detected; onset p50 {_ms(on['p50'])} p99 "
                 f"{_ms(on['p99'])}; audio path p50 {_ms(r['audio_path_us']['p50'])}; stream "
                 f"delay p50 {_ms(r['stream_delay_us']['p50'])}; pipeline p50 "
                 f"{_ms(r['pipeline_us']['p50'])}; final event p50 "
                 f"{_ms(r['final_event_latency_us']['p50'])}; algorithmic "
                 f"{r['algorithmic_latency_s'] * 1e3:.0f}")
+            if r.get("probe") == "labels":
+                cells = [f"{lb} {v['detected']}/{v['probes']} {_ms(v['onset_latency_us']['p50'])}"
+                         for lb, v in r["per_label"].items()]
+                out.append(f"    per label (detected/probes, onset p50 ms; "
+                           f"{r.get('detected_offline_probes', '?')}/{r['probes']} detected "
+                           "offline):")
+                for i in range(0, len(cells), 5):
+                    out.append("      " + ", ".join(cells[i : i + 5]))
     st = result.get("startup")
     if st:
         out.append("")
@@ -248,6 +306,12 @@ def text_table(result: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
+def _expects(r: dict[str, Any]) -> str:
+    if r.get("probe_label"):
+        return str(r["probe_label"])
+    return "each its own label" if r.get("probe") == "labels" else "any"
+
+
 def _ms(us: float | None) -> str:
     return "-" if us is None else f"{us / 1000:.1f}"
 
@@ -264,7 +328,9 @@ def markdown(result: dict[str, Any]) -> str:
             blocks.append(("hops where it ran", m["per_inference_hop_us"]))
         for title, dists in blocks:
             for k in STAGE_ROWS:
-                d = dists[k]
+                d = dists.get(k)
+                if d is None:
+                    continue
                 lines.append(f"| {m['name']} ({title}) | {STAGE_NAMES.get(k, k)} | {_us(d['p50'])} "
                              f"| {_us(d['p95'])} | {_us(d['p99'])} | {_us(d['max'])} |")
     lines += ["", "| model | RTF (CPU) | compute per decision p50 (CPU, model ran) | "

@@ -33,10 +33,12 @@ class Effort:
     max_streams: int
     probes: int
     startup_repeats: int
+    latency_streams: int
+    probes_per_label: int
 
 
-FULL = Effort(200, 30, 300, 45.0, 2048, 10, 3)
-QUICK = Effort(20, 5, 40, 6.0, 256, 3, 1)
+FULL = Effort(200, 30, 300, 45.0, 2048, 10, 3, 4, 3)
+QUICK = Effort(20, 5, 40, 6.0, 256, 3, 1, 1, 1)
 
 
 @contextlib.contextmanager
@@ -92,9 +94,17 @@ def _model_result(model: Any, samples: np.ndarray, args: argparse.Namespace, eff
 
     card = model.card
     block = _block(card.sample_rate, args.block_ms)
+    bare: dict[str, Any] | None = None
     with blas_threads(args.threads):
         stages.warm_up([model], options)
+        if card.streaming:
+            n_bare = max(50, min(2000, samples.size // block // 2))
+            before = stages.bare_calls(model, samples, n_bare)
         rep = stages.replay([model], samples, block, options)
+        if card.streaming:
+            after = stages.bare_calls(model, samples, n_bare)
+            bare = {"what": before["what"], "wall": np.concatenate((before["wall"], after["wall"])),
+                    "cpu": np.concatenate((before["cpu"], after["cpu"]))}
     kind = "frame" if card.streaming else "window"
     out: dict[str, Any] = {
         "name": card.name,
@@ -113,6 +123,8 @@ def _model_result(model: Any, samples: np.ndarray, args: argparse.Namespace, eff
         out.update(stages.summarize_window(rep, 0))
     else:
         out.update(stages.summarize_frame(rep, 0))
+    if bare is not None:
+        out["overhead"] = stages.overhead(rep, bare, 0)
     base: dict[str, Any] = {}
     if args.baselines in ("all", "onnx"):
         with blas_threads(args.threads):
@@ -211,10 +223,17 @@ def _loopback(models: list[Any], args: argparse.Namespace, effort: Effort, optio
         "models": [],
     }
     for model in models:
+        probe: Any
         try:
-            if args.probe == "auto":
+            probe = None
+            if args.probe in ("auto", "labels"):  # every label, several probes each
+                per_label = args.probes or effort.probes_per_label
+                probe = loopback.label_probes(model, per_label) or None
+                if probe is None and args.probe == "labels":
+                    raise HarkError("no label of this model can be synthesised here")
+            if probe is None and args.probe == "auto":
                 probe = loopback.auto_probe(model)
-            else:
+            elif probe is None:
                 probe = loopback.make_probe(args.probe, model.card, args.probe_label)
         except HarkError as e:
             out["models"].append({"model": model.name, "skipped": str(e)})
@@ -320,6 +339,13 @@ def run(args: argparse.Namespace) -> int:
         with blas_threads(args.threads):
             result["gate"] = [gate.measure(m, gate_s, args.block_ms) for m in models
                               if m.card.streaming]
+    n_lat = args.latency_streams if args.latency_streams is not None else effort.latency_streams
+    result["decision_latency"] = None
+    if n_lat > 0:
+        from hark.bench import decision
+
+        result["decision_latency"] = [decision.measure(m, n_lat) for m in models]
+        print("hark bench: offline decision latency done", file=sys.stderr)
     if args.streams:
         result["capacity"] = _capacity(models, args, effort, options)
     if args.loopback:
@@ -329,6 +355,14 @@ def run(args: argparse.Namespace) -> int:
     result["targets"] = report.judge_targets(result)
     result["wall_s"] = time.monotonic() - t_start
     print(report.text_table(result))
+    if result.get("decision_latency"):
+        from hark.bench import decision
+
+        print()
+        print("decision latency offline (held-out streams; first decision >= threshold_on "
+              "after the true onset), ms")
+        for r in result["decision_latency"]:
+            print("\n".join(decision.format_lines(r)))
     if result.get("gate"):
         from hark.bench import gate
 

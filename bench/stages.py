@@ -20,16 +20,17 @@ import numpy as np
 from hark.bench.timing import Dist
 
 STAGES = ("vad", "features", "inference", "smoothing")
-COLUMNS = (*STAGES, "stages_sum", "feed", "feed_cpu")
+COLUMNS = (*STAGES, "stages_sum", "feed", "feed_cpu", "model_call")
 
 
 @dataclass
 class Replay:
     """Per-hop measurements of one engine over one signal.
 
-    times: (hops, 7) seconds, columns COLUMNS (feed_cpu: the process's CPU time in the call,
+    times: (hops, 8) seconds, columns COLUMNS (feed_cpu: the process's CPU time in the call,
     which leaves out the time other processes held the core: on a shared machine feed's p99 is
-    mostly other people's work, feed_cpu's is ours). calls / decisions: (hops, models) how many
+    mostly other people's work, feed_cpu's is ours; model_call: the part of inference spent
+    inside onnxruntime's session.run, frame models only). calls / decisions: (hops, models) how many
     onnxruntime calls each model's runner made and how many posterior rows its smoother got.
     """
 
@@ -79,7 +80,8 @@ def replay(models: Sequence[Any], audio: np.ndarray, block: int, options: Any) -
         t1 = perf()
         c1 = cpu()
         lt = engine.last_times
-        times[i] = (lt.vad, lt.features, lt.inference, lt.smoothing, lt.total, t1 - t0, c1 - c0)
+        times[i] = (lt.vad, lt.features, lt.inference, lt.smoothing, lt.total, t1 - t0, c1 - c0,
+                    lt.model)
         events += len(out)
         for j, s in enumerate(streams):
             c, d = s.runner.calls, s.smoother.n_frames
@@ -174,4 +176,67 @@ def summarize_window(rep: Replay, index: int = 0) -> dict[str, Any]:
     return {
         "per_stride_us": _dists(rep.times[ran]),
         "other_hops_us": _dists(rep.times[~ran]),
+    }
+
+
+def bare_calls(model: Any, audio: np.ndarray, n: int) -> dict[str, Any]:
+    """The model's own cost per hop: session.run on one frame, state carried, nothing around it.
+
+    The frames are the audio's own (computed offline, normalised as the card says), fed one per
+    call in order, exactly the call the engine's frame runner makes, in a tight loop: the figure
+    `feed` is compared with (feed / bare call: what the pipeline costs on top of the model).
+    """
+    from hark.live.features import compute_features
+
+    card = model.card
+    inp = card.inputs[0]
+    frames = compute_features(audio, card.frontends[inp.frontend], card.sample_rate,
+                              card.normalization.get(inp.frontend)).astype(np.float32)
+    if not len(frames):
+        frames = np.zeros((1, card.frontends[inp.frontend].n_bins(card.sample_rate)), np.float32)
+    shape = (1, 1, frames.shape[1], 1) if len(inp.shape) == 4 else (1, 1, frames.shape[1])
+    state = {s.input: np.zeros(s.shape, dtype=np.float32) for s in card.state}
+    outputs = [model.output, *(s.output for s in card.state)]
+    session, name = model.session, inp.name
+    wall = np.zeros(n)
+    cpu = np.zeros(n)
+    perf, ptime = time.perf_counter, time.process_time
+    for i in range(n):
+        feeds = {name: frames[i % len(frames)].reshape(shape), **state}
+        c0 = ptime()
+        t0 = perf()
+        out = session.run(outputs, feeds)
+        wall[i] = perf() - t0
+        cpu[i] = ptime() - c0
+        for spec, value in zip(card.state, out[1:], strict=True):
+            state[spec.input] = value
+    return {
+        "what": "session.run(outputs, {frame, *state}) on the audio's own frames, state carried, "
+        "in a tight loop (half before the replay, half after)",
+        "wall": wall,
+        "cpu": cpu,
+    }
+
+
+def overhead(rep: Replay, bare: dict[str, Any], index: int = 0) -> dict[str, Any]:
+    """Engine.feed per hop against the bare call: the pipeline's cost on top of the model's."""
+    ran = rep.calls[:, index] > 0
+    feed = Dist.of(rep.column("feed")[ran])
+    feed_cpu = Dist.of(rep.column("feed_cpu")[ran])
+    call = Dist.of(rep.column("model_call")[ran])
+    b_wall, b_cpu = Dist.of(bare["wall"]), Dist.of(bare["cpu"])
+
+    def r(a: float, b: float) -> float | None:
+        return a / b if b and a == a and b == b else None
+
+    return {
+        "what": bare["what"],
+        "bare_call_us": b_wall.to_json(),
+        "bare_call_cpu_us": b_cpu.to_json(),
+        "feed_over_bare_cpu": r(feed_cpu.p50, b_cpu.p50),
+        "feed_over_bare_wall": r(feed.p50, b_wall.p50),
+        # the same session.run timed inside the engine: slower than in the tight loop (the
+        # pipeline's own work between calls cools the caches the model's weights sit in)
+        "model_call_in_feed_us": call.to_json(),
+        "feed_over_model_call_in_feed": r(feed.p50, call.p50),
     }

@@ -56,12 +56,17 @@ class EngineOptions:
 
 @dataclass
 class StageTimes:
-    """Compute seconds spent per stage (in the last feed, or accumulated)."""
+    """Compute seconds spent per stage (in the last feed, or accumulated).
+
+    model: the part of inference spent inside onnxruntime's session.run for frame models (the
+    model's own cost; the rest of inference is normalization and state bookkeeping).
+    """
 
     vad: float = 0.0
     features: float = 0.0
     inference: float = 0.0
     smoothing: float = 0.0
+    model: float = 0.0
 
     @property
     def total(self) -> float:
@@ -72,6 +77,7 @@ class StageTimes:
         self.features += other.features
         self.inference += other.inference
         self.smoothing += other.smoothing
+        self.model += other.model
 
 
 @dataclass
@@ -190,7 +196,9 @@ class ModelStream:
     def process(self, times: StageTimes) -> list[Event]:
         t0 = time.perf_counter()
         if isinstance(self.runner, FrameRunner):
+            c0 = self.runner.call_s
             stamps, post = self._run_frames(self.runner)
+            times.model += self.runner.call_s - c0
         else:
             for name, fe in self.frontends.items():
                 entry = self.group.new_frames.get(fe.spec)
@@ -293,10 +301,14 @@ class ModelStream:
     ) -> tuple[np.ndarray, np.ndarray]:
         """_run_frames for a single frame, with the same gate, pre-roll and reset rules."""
         if self.gate is None:
-            stamps = np.array([(index * self._hop + self._win / 2) / self.group.rate])
-            return stamps, runner.run(frames)
+            return self._stamps(index, 1), runner.run_one(frames)
         is_open = self.gate.is_open_at(index * self._hop + self._win)
         self.gate_open = is_open
+        if is_open and not self._ring.count:
+            if self.reset_frames is not None and self._off_frames >= self.reset_frames:
+                runner.reset()
+            self._off_frames = 0
+            return self._stamps(index, 1), runner.run_one(frames)
         start, post = self._gated_run(runner, index, frames, is_open)
         return self._stamps(start, len(post)), post
 
@@ -356,8 +368,23 @@ class Engine:
         self.nonfinite = 0
         self.last_times = StageTimes()
         self.total_times = StageTimes()
-        self.level_dbfs = -120.0
-        self.peak = 0.0
+        self._meter: tuple[float, np.ndarray] | None = None  # (energy, block) of the last feed
+
+    @property
+    def level_dbfs(self) -> float:
+        """Mean power of the last block fed (dBFS; -120 before any)."""
+        if self._meter is None:
+            return -120.0
+        energy, x = self._meter
+        return 10.0 * math.log10(max(energy / x.size, 1e-12))
+
+    @property
+    def peak(self) -> float:
+        """Largest absolute sample of the last block fed (0 before any)."""
+        if self._meter is None:
+            return 0.0
+        x = self._meter[1]
+        return float(max(x.max(), -x.min()))
 
     @property
     def time_s(self) -> float:
@@ -383,9 +410,8 @@ class Engine:
                 self.nonfinite += int(bad.sum())
                 x = np.where(bad, np.float32(0.0), x)
             energy = float(np.dot(x.astype(np.float64), x.astype(np.float64)))
-        if x.size:
-            self.peak = float(max(x.max(), -x.min()))
-            self.level_dbfs = 10.0 * math.log10(max(energy / x.size, 1e-12))
+        if x.size:  # the meter is read at the UI's pace, so it is computed when read
+            self._meter = (energy, x.copy())
         self.samples_in += x.size
         times = StageTimes()
         for group in self._groups.values():

@@ -189,11 +189,12 @@ class Frontend:
             self.window = spec.window_samples(sample_rate)
             self.hop = spec.hop_samples(sample_rate)
         self.n_bins = spec.frame_bins(sample_rate) if spec.kind != "raw" else 1
-        self._pending = np.zeros(0, dtype=np.float64)
         self.frames_out = 0  # frames produced since the last reset: frame index of the next one
         self._fast = spec.kind != "raw" and _is_default_maths(spec)
         self._started = False
         self._last = 0.0  # the sample before the pending ones (pre-emphasis)
+        self._buf = np.zeros(0, dtype=np.float64)
+        self._n_pending = 0
         if spec.kind == "raw":
             return
         self._n_fft = spec.fft_size(sample_rate)
@@ -226,30 +227,56 @@ class Frontend:
                 self._mel = mel_matrix(*args, spec.mel_scale == "htk", spec.mel_norm)
         if spec.kind == "mfcc":
             self._dct = _cepstrum_matrix(spec)
+        # the live case, one block completing at most one frame, runs on preallocated buffers:
+        # pending samples in _buf[:_n_pending] (fewer than window + hop), the windowed frame
+        # zero-padded to n_fft in _fft_in, its spectrum in _spec (viewed as (bins, 2) floats)
+        self._buf = np.zeros(self.window + self.hop, dtype=np.float64)
+        self._n_pending = 0
+        self._one_ok = not spec.preemphasis
+        self._fft_in = np.zeros(self._n_fft, dtype=np.float64)
+        self._spec = np.zeros(self._n_fft // 2 + 1, dtype=np.complex128)
+        self._spec_ri = self._spec.view(np.float64).reshape(-1, 2)
+        self._power = np.zeros(self._n_fft // 2 + 1, dtype=np.float64)
 
     def reset(self) -> None:
         """Forget pending samples and restart frame numbering (a new stream)."""
-        self._pending = np.zeros(0, dtype=np.float64)
+        self._n_pending = 0
         self.frames_out = 0
         self._started = False
         self._last = 0.0
 
+    @property
+    def _pending(self) -> np.ndarray:
+        return self._buf[: self._n_pending] if self.spec.kind != "raw" else self._buf[:0]
+
+    def _keep(self, rest: np.ndarray) -> None:
+        """Store the samples a later frame needs (always fewer than window + hop)."""
+        self._buf[: rest.size] = rest
+        self._n_pending = rest.size
+
     def push(self, samples: np.ndarray) -> np.ndarray:
         """Add mono samples; return the frames they complete."""
-        x = np.asarray(samples, dtype=np.float64).reshape(-1)
         if self.spec.kind == "raw":
+            x = np.asarray(samples, dtype=np.float64).reshape(-1)
             self.frames_out += x.size
             return x.astype(np.float32).reshape(-1, 1)
+        x = np.asarray(samples).reshape(-1)
+        n0 = self._n_pending
+        if self._one_ok and (self._started or not self.spec.center) and (
+            n0 + x.size < self._buf.size
+        ):
+            return self._push_one(x, n0)
+        x = x.astype(np.float64, copy=False)
         if self.spec.preemphasis and x.size:
             prev = np.concatenate(([self._last], x[:-1]))
             self._last = float(x[-1])
             x = x - self.spec.preemphasis * prev
-        buf = np.concatenate((self._pending, x)) if self._pending.size else x
+        buf = np.concatenate((self._pending, x)) if self._n_pending else x
         if self.spec.center and not self._started:
             half = self._n_fft // 2
             if self.spec.pad_mode == "reflect":
                 if buf.size < half + 1:
-                    self._pending = buf.copy()
+                    self._keep(buf)
                     return np.zeros((0, self.n_bins), dtype=np.float32)
                 pad = buf[1 : half + 1][::-1]
             else:
@@ -257,20 +284,40 @@ class Frontend:
             buf = np.concatenate((pad, buf))
             self._started = True
         if buf.size < self.window:
-            self._pending = buf.copy()
+            self._keep(buf)
             return np.zeros((0, self.n_bins), dtype=np.float32)
         n = (buf.size - self.window) // self.hop + 1
-        if n == 1:  # a 10 ms mic block completes one frame: a slice, not a strided view (~7 us)
-            frames = buf[None, : self.window]
-        else:
-            frames = sliding_window_view(buf, self.window)[:: self.hop][:n]
-        self._pending = buf[n * self.hop :].copy()
-        self.frames_out += n
-        return self._transform(frames)
-
-    def _transform(self, frames: np.ndarray) -> np.ndarray:
+        frames = sliding_window_view(buf, self.window)[:: self.hop][:n]
         spec = np.fft.rfft(frames * self._win, n=self._n_fft, axis=-1)
         power = spec.real**2 + spec.imag**2
+        self._keep(buf[n * self.hop :])
+        self.frames_out += n
+        return self._transform(power)
+
+    def _push_one(self, x: np.ndarray, n0: int) -> np.ndarray:
+        """push() for a block that completes at most one frame, on preallocated buffers.
+
+        No concatenation and no new arrays until the frame's own output; the same numbers as
+        the many-frame path (tests/live/test_features.py holds them equal).
+        """
+        buf, end = self._buf, n0 + x.size
+        buf[n0:end] = x
+        if end < self.window:
+            self._n_pending = end
+            return np.zeros((0, self.n_bins), dtype=np.float32)
+        w, hop = self.window, self.hop
+        np.multiply(buf[:w], self._win, out=self._fft_in[:w])  # _fft_in[w:] stays zero
+        np.fft.rfft(self._fft_in, out=self._spec)
+        ri = self._spec_ri
+        np.square(ri, out=ri)
+        power = np.add(ri[:, 0], ri[:, 1], out=self._power)
+        buf[: end - hop] = buf[hop:end]
+        self._n_pending = end - hop
+        self.frames_out += 1
+        return self._transform(power[None, :])
+
+    def _transform(self, power: np.ndarray) -> np.ndarray:
+        """Frames (n, bins) of the power spectrum (|rfft|^2 of the windowed frames) to features."""
         if self.spec.kind == "specgram":
             return np.log(power * self._scale + SPECGRAM_EPS).astype(np.float32)
         if self._fast:

@@ -148,6 +148,9 @@ class Smoother:
         self._rise = np.where(self._is_event, self._rise_frac, np.inf).astype(np.float64)
         self._rise_g = np.full(n, -1, dtype=np.int64)
         self._rise_t = np.zeros(n, dtype=np.float64)
+        # which classes were at or above their rise threshold on the previous frame: a run
+        # starts where a class is above now and was not then (after a gap, none was)
+        self._above = np.zeros(n, dtype=bool)
         self._floor_g = np.full(n, -1, dtype=np.int64)
         self._floor_t = np.zeros(n, dtype=np.float64)
 
@@ -198,7 +201,9 @@ class Smoother:
         turn off where the last frame ended. An earlier t0_s is an error (reset() first).
         Values are not checked (hot path): a NaN compares below every threshold.
         """
-        x = np.asarray(posteriors, dtype=np.float64)
+        x = np.asarray(posteriors)
+        if x.dtype.kind != "f":  # float32 rows are compared and stored as they are (exact)
+            x = x.astype(np.float64)
         if x.ndim == 1:
             x = x[None, :]
         if x.ndim != 2 or x.shape[1] != self._n:
@@ -212,8 +217,11 @@ class Smoother:
         out = self._out = []
         base, k, hop = self._seg_t0, self._seg_k, self.hop_s
         assert base is not None
-        for i in range(n):
-            self._step(self._smooth(x[i]), base + (k + i) * hop)
+        if n == 1:  # the live hop
+            self._step(self._smooth(x[0]), base + k * hop)
+        else:
+            for i in range(n):
+                self._step(self._smooth(x[i]), base + (k + i) * hop)
         self._seg_k = k + n
         self._last_t = base + (k + n - 1) * hop
         return out
@@ -235,8 +243,8 @@ class Smoother:
                 return srt[k >> 1]
             return (srt[(k >> 1) - 1] + srt[k >> 1]) * 0.5
         if self._method == "ema":
-            if self._ema is None:
-                self._ema = row.copy()  # start at the first value, not at 0: no fake fade-in
+            if self._ema is None:  # start at the first value, not at 0: no fake fade-in
+                self._ema = row.astype(np.float64)
             else:
                 self._ema += self._alpha * (row - self._ema)
             return self._ema
@@ -247,11 +255,11 @@ class Smoother:
         g = self._n_frames
         if self._rise_on:
             above = s >= self._rise
-            fresh = above & (self._rise_g < 0)
+            fresh = above > self._above  # above now, not on the previous frame
+            self._above = above
             if fresh.any():
                 self._rise_g[fresh] = g
                 self._rise_t[fresh] = t
-            self._rise_g[~above] = -1
         if self._open:
             vals = s.tolist()
             for c, ev in list(self._open.items()):
@@ -307,7 +315,7 @@ class Smoother:
                     assert pending.off_s is not None
                     self._finish(other, pending.off_s, g)
             onset_s, onset_g = t, g
-            if self._rise_on and 0 <= self._rise_g[c] < g:
+            if self._rise_on and self._above[c] and 0 <= self._rise_g[c] < g:
                 onset_s, onset_g = float(self._rise_t[c]), int(self._rise_g[c])
                 if onset_g < self._floor_g[c]:
                     onset_s, onset_g = float(self._floor_t[c]), int(self._floor_g[c])
@@ -386,6 +394,7 @@ class Smoother:
                 self._n_on -= 1
                 self._start_at[c] = self._on[c]
         self._rise_g[:] = -1  # a rise run does not span a gap
+        self._above[:] = False
         self._seg_t0, self._seg_k = t0_s, 0
 
     # ---- end of stream, reset --------------------------------------------------------------------
@@ -425,6 +434,7 @@ class Smoother:
         self._n_frames = 0
         self._seg_t0, self._seg_k, self._last_t = None, 0, None
         self._rise_g[:] = -1
+        self._above[:] = False
         self._floor_g[:] = -1
         return out
 
@@ -476,6 +486,8 @@ class Smoother:
 
     def recent_max(self, n: int) -> np.ndarray:
         """(C,) the highest smoothed score of each class over the newest n frames (n >= 1)."""
+        if n == 1 or self._n_frames <= 1:  # the live hop: the newest row (a copy)
+            return self._roll[(self._n_frames - 1) % self.history].copy()
         n = max(1, min(int(n), self.history, self._n_frames))
         end = (self._n_frames - 1) % self.history + 1
         if n <= end:

@@ -4,7 +4,11 @@ The exported model runs once per validation stream through the live engine (the 
 resets and all) and its raw posteriors are kept; each candidate SmoothingSpec then only re-runs
 the smoother, which is cheap. The search is coordinate descent over a small grid, two passes.
 The objective is event F1 on streams with events, minus a penalty for false events per minute on
-streams that should give none (unknown words and noise), so that quiet rooms stay quiet.
+streams that should give none (unknown words and noise), so that quiet rooms stay quiet, minus a
+small latency term: the median decision latency over the words found (when the smoothed posterior
+of a word's label first reaches threshold_on, relative to the word's true onset) costs
+LATENCY_PENALTY_PER_S of F1 per second, so between settings that find the same words with the
+same false accepts, the one that decides sooner wins.
 The speech gate (off, webrtcvad modes, silero thresholds, hangover, pre-roll) is chosen the same
 way: each candidate re-runs the model, then gets its own smoothing search; the gate stays on when
 it costs at most GATE_F1_ALLOWANCE of validation event F1 (choose_gate).
@@ -22,7 +26,7 @@ from hark.live.card import SmoothingSpec, VadSpec
 from hark.live.engine import Engine, EngineOptions
 from hark.live.model import OnnxModel
 from hark.live.smoothing import Smoother
-from hark.models.metrics import EventLike, EventScores
+from hark.models.metrics import EventLike, EventScores, events_match
 
 # false events per minute (on streams that should give none) that cost nothing; above it each
 # one costs FA_PENALTY of F1: a quiet room staying quiet matters more than one more word found.
@@ -30,6 +34,13 @@ from hark.models.metrics import EventLike, EventScores
 # measured on held-out streams came out up to 1.4x the validation one.
 FA_FREE_PER_MIN = 0.25
 FA_PENALTY = 0.5
+# 0.01 of F1 per 100 ms of median decision latency: too small to trade a found word (each one is
+# worth more than 0.01 of F1 on a validation set of some hundred words) or a false accept for
+# speed, large enough to break ties between settings that score alike (a threshold_on or median
+# that is safe but late). Median over the words the setting finds (matched by an event).
+LATENCY_PENALTY_PER_S = 0.1
+# a crossing counts for a word from its onset until this long after its offset (later: missed)
+LATENCY_SEARCH_AFTER_S = 0.5
 
 
 @dataclass
@@ -62,12 +73,61 @@ def record(
 
 def smooth_events(model: OnnxModel, rec: Recorded, spec: SmoothingSpec) -> list[Any]:
     """The events a smoother with `spec` makes of recorded posteriors (as the engine would)."""
+    return smooth(model, rec, spec)[0]
+
+
+def smooth(model: OnnxModel, rec: Recorded, spec: SmoothingSpec
+           ) -> tuple[list[Any], np.ndarray]:
+    """(events, smoothed posteriors (frames, classes)) of a smoother with `spec`."""
     card = model.card
+    n = len(rec.times)
     sm = Smoother(card.labels, spec, card.decision_hop_s(), task=card.task,
-                  ignore_labels=card.ignore_labels, history=4, model=card.name)
-    events = list(sm.update(rec.posteriors, float(rec.times[0]))) if len(rec.times) else []
+                  ignore_labels=card.ignore_labels, history=max(n, 1), model=card.name)
+    events = list(sm.update(rec.posteriors, float(rec.times[0]))) if n else []
+    smoothed = sm.roll().T[-n:] if n else np.zeros((0, len(card.labels)))
     events += sm.close(rec.duration_s)
-    return events
+    return events, smoothed
+
+
+def ready_offset_s(card: Any) -> float:
+    """From a decision's time stamp to when the engine has it: the rest of the audio it used.
+
+    The engine stamps a frame decision at its frame's centre and a window decision at its
+    window's centre; the decision exists once the frame (window) has fully arrived.
+    """
+    if card.streaming:
+        fe = card.frontends[card.inputs[0].frontend]
+        sr = card.sample_rate
+        return (fe.fft_size(sr) if fe.center else fe.window_samples(sr)) / sr / 2.0
+    return float(card.window_s or 0.0) / 2.0
+
+
+def decision_latencies(
+    times: np.ndarray,
+    smoothed: np.ndarray,
+    labels: Sequence[str],
+    reference: Sequence[EventLike],
+    threshold_on: float,
+    ready_s: float = 0.0,
+) -> list[tuple[str, float | None]]:
+    """Per true event: (label, seconds from its onset to the first decision >= threshold_on).
+
+    The decision at time stamp t exists at t + ready_s; a crossing counts from the event's onset
+    to LATENCY_SEARCH_AFTER_S after its offset; None when there is none (a miss). A crossing
+    that started before the onset (the class was already up) counts as at the onset, 0 s.
+    """
+    out: list[tuple[str, float | None]] = []
+    index = {lb: i for i, lb in enumerate(labels)}
+    ready = np.asarray(times, dtype=np.float64) + ready_s
+    for ev in reference:
+        c = index.get(ev.label)
+        if c is None:
+            continue
+        lo = int(np.searchsorted(ready, ev.onset_s, side="left"))
+        hi = int(np.searchsorted(ready, ev.offset_s + LATENCY_SEARCH_AFTER_S, side="right"))
+        hits = np.flatnonzero(smoothed[lo:hi, c] >= threshold_on)
+        out.append((ev.label, float(ready[lo + hits[0]] - ev.onset_s) if hits.size else None))
+    return out
 
 
 def score(
@@ -78,15 +138,26 @@ def score(
 ) -> tuple[float, dict[str, float]]:
     """(objective, figures) of one smoothing spec."""
     pos = EventScores()
+    lat: list[float] = []
+    ready = ready_offset_s(model.card)
     for rec in positives:
-        pos.add_file(rec.reference, smooth_events(model, rec, spec), rec.duration_s)
+        events, smoothed = smooth(model, rec, spec)
+        pos.add_file(rec.reference, events, rec.duration_s)
+        # the latency of the words this setting finds (a missed word already costs recall)
+        found = [r for r in rec.reference
+                 if any(e.label == r.label and events_match(r, e, pos.collars) for e in events)]
+        lat += [d for _, d in decision_latencies(rec.times, smoothed, model.card.labels, found,
+                                                 spec.threshold_on, ready) if d is not None]
     neg = EventScores()
     for rec in negatives:
         neg.add_file(rec.reference, smooth_events(model, rec, spec), rec.duration_s)
     fa = neg.false_per_minute if negatives else 0.0
-    objective = pos.overall.f1 - FA_PENALTY * max(0.0, fa - FA_FREE_PER_MIN)
+    latency = float(np.median(lat)) if lat else 0.0
+    objective = (pos.overall.f1 - FA_PENALTY * max(0.0, fa - FA_FREE_PER_MIN)
+                 - LATENCY_PENALTY_PER_S * latency)
     return objective, {"event_f1": pos.overall.f1, "false_per_min_negatives": fa,
-                       "false_per_min": pos.false_per_minute}
+                       "false_per_min": pos.false_per_minute,
+                       "decision_latency_p50_s": latency}
 
 
 def grid_for(hop_s: float) -> dict[str, list[Any]]:

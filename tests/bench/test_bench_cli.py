@@ -17,7 +17,7 @@ from hark.cli import main
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 TOP = {"schema", "tool", "created", "machine", "config", "models", "together", "capacity",
-       "loopback", "startup", "targets", "wall_s", "gate"}
+       "loopback", "startup", "targets", "wall_s", "gate", "decision_latency"}
 MACHINE = {"cpu", "cpu_count", "load_avg_1m", "platform", "python", "numpy", "onnxruntime"}
 CONFIG = {"models", "audio", "block_ms", "threads", "vad", "quick", "baselines"}
 RUN = {"hops", "block_samples", "audio_s", "compute_s", "compute_cpu_s", "rtf", "rtf_cpu",
@@ -28,7 +28,8 @@ MODEL = RUN | {"name", "path", "kind", "sample_rate", "labels", "vad", "decision
                "baselines", "ratios"}
 BASELINE = {"what", "window_s", "per_decision_us", "per_decision_cpu_us"}
 TRIAL = {"n", "mode", "hops", "per_hop_us", "per_hop_cpu_us", "per_stream_p50_us",
-         "stages_p50_us", "clock", "p99_over_hop", "realtime", "realtime_wall", "wall_s"}
+         "stages_p50_us", "clock", "p99_over_hop", "realtime", "realtime_wall", "wall_s",
+         "bare_call_cpu_us", "over_bare_call"}
 SEARCH = {"mode", "max_realtime_streams", "first_failing_n", "stopped_by", "trials"}
 TARGET = {"target", "model", "goal", "measured", "unit", "met"}
 
@@ -74,7 +75,8 @@ def test_json_has_every_field(run: tuple[dict[str, Any], Path, str]) -> None:
     kinds = {m["name"]: m["kind"] for m in r["models"]}
     assert kinds == {"stack": "frame", "cnn": "window"}
     for m in r["models"]:
-        assert set(m) - {"per_stride_us", "other_hops_us", "per_inference_hop_us"} == MODEL
+        assert set(m) - {"per_stride_us", "other_hops_us", "per_inference_hop_us",
+                         "overhead"} == MODEL
         _stage_dists(m["per_hop_us"])
         _dist(m["per_decision_us"])
         _dist(m["per_decision_cpu_us"])
@@ -87,6 +89,12 @@ def test_json_has_every_field(run: tuple[dict[str, Any], Path, str]) -> None:
         if m["kind"] == "frame":
             _stage_dists(m["per_inference_hop_us"])
             assert m["per_inference_hop_us"]["feed"]["n"] == m["hops_with_inference"]
+            ov = m["overhead"]
+            _dist(ov["bare_call_us"])
+            _dist(ov["model_call_in_feed_us"])
+            # feed contains the model's call, so it costs more than the call timed inside it
+            assert ov["feed_over_model_call_in_feed"] > 1 and ov["feed_over_bare_cpu"] > 0
+            assert m["per_hop_us"]["model_call"]["p50"] <= m["per_hop_us"]["inference"]["p50"]
         if m["kind"] == "window":
             _stage_dists(m["per_stride_us"])
             _stage_dists(m["other_hops_us"])

@@ -45,3 +45,29 @@ def test_loopback_and_mic_startup(bench_models: dict[str, Path], tmp_path: Path)
     assert st["peak_rss_mb_max"] > 20
     targets = {t["target"] for t in r["targets"]}
     assert "end-to-end onset latency p50 (virtual mic)" in targets
+
+
+@pytest.mark.slow
+def test_loopback_cycles_through_labels(bench_models: dict[str, Path]) -> None:
+    """A list of probes of two labels, interleaved: each event goes to its own probe, results
+    come per label and overall; a probe of the wrong band is not credited to the other label."""
+    from hark.bench.loopback import make_probe, run_loopback
+    from hark.live.model import OnnxModel
+
+    require_virtual_mic()
+    model = OnnxModel.load(bench_models["bands"])
+    low = make_probe("beep:300:300", model.card, "low")
+    high = make_probe("beep:6000:300", model.card, "high")
+    probes = [low, high, low, high]
+    lb = run_loopback(model, probes)
+    assert lb["probe"] == "labels" and lb["labels"] == ["low", "high"]
+    assert lb["probes"] == 4 and lb["detected"] == 4
+    for label in ("low", "high"):
+        row = lb["per_label"][label]
+        assert row["probes"] == 2 and row["detected"] == 2 and row["detected_offline"] == 2
+        assert 0 < row["onset_latency_us"]["p50"] < 1e6
+    assert [p["expected"] for p in lb["per_probe"]] == ["low", "high", "low", "high"]
+    assert [p["label"] for p in lb["per_probe"]] == ["low", "high", "low", "high"]
+    assert lb["onset_latency_us"]["n"] == 4
+    assert isinstance(lb["words_met"], bool)
+    assert lb["words_target_s"] == lb["algorithmic_latency_s"] + 0.080

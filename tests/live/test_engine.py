@@ -292,3 +292,16 @@ def test_state_resets_after_silence(tmp_path: Path, speech_wav: Path) -> None:
         fresh = sess.run(["posteriors"], {"frames": feats[second : second + 1][None], **zero})[0]
         same = np.allclose(post[second], fresh[0, 0], atol=1e-5)
         assert same == reset
+
+
+def test_level_meter_is_the_last_block_even_if_the_caller_reuses_it(model_dir: Path) -> None:
+    model = OnnxModel.load(model_dir / "lstm.onnx")
+    engine = Engine([model], EngineOptions(vad=False))
+    assert engine.level_dbfs == -120.0 and engine.peak == 0.0
+    block = (0.25 * np.sin(np.arange(160) / 7.0)).astype(np.float32)
+    block[3] = -0.75
+    engine.feed(block)
+    want_db = 10 * np.log10(np.mean(block.astype(np.float64) ** 2))
+    assert engine.peak == 0.75 and abs(engine.level_dbfs - want_db) < 1e-6
+    block[:] = 0.0  # a caller refilling its buffer: the meter still shows what was fed
+    assert engine.peak == 0.75 and abs(engine.level_dbfs - want_db) < 1e-6

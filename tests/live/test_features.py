@@ -147,3 +147,31 @@ def test_normalization_and_reset() -> None:
     fe.reset()
     np.testing.assert_array_equal(fe.push(x), feats)
     assert fe.frames_out == len(feats)
+
+
+CENTRED = {
+    "librosa_mfcc": (FrontendSpec(kind="mfcc", n_fft=2048, win_length=2048, hop_length=512,
+                                  center=True, n_mels=128, log="db", floor_mode="max",
+                                  log_floor=1e-10), 22050),
+    "constant_pad": (FrontendSpec(kind="logmel", window_ms=25, hop_ms=10, n_fft=512, n_mels=40,
+                                  center=True, pad_mode="constant"), 16000),
+    "preemphasis": (FrontendSpec(kind="mfcc", window_ms=25, hop_ms=10, n_fft=512, n_mfcc=13,
+                                 preemphasis=0.97), 16000),
+}
+
+
+@pytest.mark.parametrize("name", [*SPECS, *CENTRED])
+def test_one_hop_blocks_equal_offline(name: str) -> None:
+    """Blocks of one hop (the live case, each completing at most one frame: the preallocated
+    single-frame path) give the frames the offline many-frame path gives."""
+    spec, rate = {**SPECS, **CENTRED}[name]
+    x = _signal(rate * 2 + 123, 5)
+    offline = compute_features(x, spec, rate)
+    fe = Frontend(spec, rate)
+    hop = 1 if spec.kind == "raw" else spec.hop_samples(rate)
+    stream = np.concatenate([fe.push(x[i : i + hop]) for i in range(0, x.size, hop)])
+    np.testing.assert_allclose(stream, offline, atol=1e-5)
+    assert fe.frames_out == len(offline)
+    fe.reset()
+    again = np.concatenate([fe.push(x[i : i + hop]) for i in range(0, x.size, hop)])
+    np.testing.assert_array_equal(again, stream)

@@ -112,3 +112,47 @@ def test_choose_gate_keeps_the_gate_on_when_it_costs_nothing(tmp_path: Path) -> 
     assert rows["silero threshold 0.5"]["event_f1"] < 1.0 - GATE_F1_ALLOWANCE
     record_json = choice.to_json()
     assert record_json["chosen"].startswith("webrtc mode 1") and "stays on" in record_json["why"]
+
+
+def test_decision_latency_is_where_the_smoothed_posterior_reaches_threshold_on(
+    bands: OnnxModel,
+) -> None:
+    from hark.models.tuning import decision_latencies, smooth
+
+    rec = slow_recogniser(7.0, WORDS, bands.card.labels, rise_s=0.3)
+    spec = SmoothingSpec(method="none", threshold_on=0.5, threshold_off=0.3)
+    _, smoothed = smooth(bands, rec, spec)
+    np.testing.assert_allclose(smoothed, rec.posteriors, atol=1e-7)  # method none: as recorded
+    lat = decision_latencies(rec.times, smoothed, bands.card.labels, rec.reference, 0.5,
+                             ready_s=0.0125)
+    assert [lb for lb, _ in lat] == [w[0] for w in WORDS]
+    # the climb reaches 0.5 after (0.5 - 0.02) / 0.93 * 0.3 s = 155 ms; decisions every 10 ms,
+    # each ready 12.5 ms after its stamp
+    for _, d in lat:
+        assert d is not None and 0.155 <= d <= 0.155 + 0.01 + 0.0125 + 1e-9
+    # a word whose label never gets there is a miss, not a latency
+    never = decision_latencies(rec.times, smoothed, bands.card.labels, rec.reference, 0.99)
+    assert all(d is None for _, d in never)
+
+
+def test_the_latency_term_picks_the_earlier_of_two_equally_accurate_settings(
+    bands: OnnxModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Back-dated onsets make threshold_on 0.9 as accurate as 0.5 on a slow recogniser, but the
+    posterior reaches 0.9 some 120 ms later: without the latency term the tuner has no reason to
+    leave 0.9; with it, it moves to an earlier threshold and keeps every word."""
+    from hark.models import tuning
+
+    rec = slow_recogniser(7.0, WORDS, bands.card.labels, rise_s=0.3)
+    start = SmoothingSpec(method="median", median_frames=1, threshold_on=0.9,
+                          threshold_off=0.3, min_on_ms=40, min_off_ms=50, threshold_rise=0.05)
+    _, at_start = score(bands, start, [rec])
+    assert at_start["event_f1"] == 1.0 and at_start["decision_latency_p50_s"] > 0.25
+    monkeypatch.setattr(tuning, "LATENCY_PENALTY_PER_S", 0.0)
+    untimed, _ = tune(bands, [rec], start=start)
+    assert untimed.threshold_on == 0.9
+    monkeypatch.undo()
+    timed, figures = tune(bands, [rec], start=start)
+    assert timed.threshold_on < 0.9
+    assert figures["event_f1"] == 1.0
+    assert figures["decision_latency_p50_s"] < at_start["decision_latency_p50_s"] - 0.05
