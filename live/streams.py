@@ -129,6 +129,8 @@ class Segment:
         self.messages: list[dict[str, Any]] = []
         self.scores: dict[str, dict[str, float]] = {}
         self.closing = False  # its audio has ended: close() once the banks have run
+        self._open: set[tuple[str, str]] = set()  # (model, label) announced as open
+        self._ended: set[tuple[str, str]] = set()  # finished since the last take_messages
 
     @property
     def time_s(self) -> float:
@@ -158,10 +160,28 @@ class Segment:
     def finished(self, events: Sequence[Event]) -> None:
         for ev in events:
             self.stream.events += 1
+            self._ended.add((ev.model, ev.label))
             self.messages.append(event_message(ev, self.offset_s))
 
     def opened(self, events: Sequence[OpenEvent]) -> None:
         self.messages.extend(open_message(e, self.offset_s) for e in events)
+
+    def _still_open(self) -> set[tuple[str, str]]:
+        now = {(b.bank.card.name, lb) for b in self.banked for lb in b.bank.smoother(b.sid).active}
+        if self.engine is not None:
+            now |= {(s.card.name, lb) for s in self.engine.streams for lb in s.smoother.active}
+        return now
+
+    def _cancels(self) -> list[dict[str, Any]]:
+        """Events announced open that ended too short to keep: the client forgets them."""
+        for m in self.messages:
+            if m["type"] == "open":
+                self._open.add((m["model"], m["label"]))
+        now = self._still_open()
+        gone = sorted(self._open - now - self._ended)
+        self._open &= now
+        self._ended = set()
+        return [{"type": "cancel", "model": m, "label": lb} for m, lb in gone]
 
     def after_process(self, events: Sequence[Sequence[Event]]) -> None:
         """The banks ran: this segment's finished, opened events and scores of the tick.
@@ -193,7 +213,7 @@ class Segment:
             self.engine = None
 
     def take_messages(self) -> list[dict[str, Any]]:
-        out = self.messages
+        out = self.messages + self._cancels()
         if self.stream.hello.scores:
             t = self.time_s
             out.extend(scores_message(t, name, sc) for name, sc in self.scores.items())
