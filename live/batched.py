@@ -206,6 +206,10 @@ class BatchedEngine:
         stream.state = [np.zeros(s.shape, np.float32) for s in self.card.state]
         stream.smoother.reset_filters()
 
+    def smoother(self, sid: int) -> Smoother:
+        """A stream's smoother: its open events, recent scores and roll (hark serve reads them)."""
+        return self._streams[sid].smoother
+
     # ---- audio ---------------------------------------------------------------------------
     def feed(self, sid: int, samples: np.ndarray) -> None:
         """Queue mono float samples of one stream (at the model's rate); process() runs them."""

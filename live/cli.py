@@ -1,4 +1,4 @@
-"""`hark mic`, `hark replay`, `hark devices`: the streaming engine from the command line."""
+"""`hark mic`, `hark replay`, `hark devices` (serve and client: serve_cli): the command line."""
 
 from __future__ import annotations
 
@@ -92,6 +92,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="List the audio input devices PortAudio can see.",
                        epilog=DEVICES_EXAMPLES, formatter_class=fmt)
     d.set_defaults(func=run_devices)
+
+    from hark.live import serve_cli  # hark serve, hark client (nothing heavy at import)
+
+    serve_cli.register(sub)
 
 
 def _common(p: argparse.ArgumentParser) -> None:

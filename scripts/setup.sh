@@ -2,7 +2,8 @@
 # Set up hark on a fresh Debian/Ubuntu machine with Python >= 3.11.
 #   scripts/setup.sh        runtime: system audio libraries + .venv with hark
 #   scripts/setup.sh dev    everything the test suite needs: TensorFlow/tf2onnx (export, train),
-#                           PulseAudio (virtual microphone), espeak-ng/flite (synthetic speech), tmux
+#                           PulseAudio (virtual microphone), espeak-ng/flite (synthetic speech), tmux,
+#                           chromium + chromium-driver (the browser page test)
 # Idempotent: re-running only installs what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +13,7 @@ case "$mode" in run|dev) ;; *) echo "usage: scripts/setup.sh [run|dev]" >&2; exi
 pkgs=(libportaudio2 libsndfile1)
 if [ "$mode" = dev ]; then
   pkgs+=(pulseaudio pulseaudio-utils libasound2-plugins espeak-ng flite sox tmux)
+  pkgs+=(chromium chromium-driver)  # the browser page test (tests/ui/test_browser.py)
 fi
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
