@@ -6,6 +6,7 @@ Imports nothing heavy at import time: TensorFlow is loaded inside `run`.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from typing import Any
 
@@ -131,6 +132,9 @@ def register(subparsers: Any) -> None:
     chk.add_argument("--reference-tolerance", type=float, default=1e-3,
                      help="max relative feature / absolute posterior difference against the "
                      "reference (default 1e-3)")
+    chk.add_argument("--no-streaming-split", dest="streaming_split", action="store_false",
+                     help="do not write the streaming pair NAME.front.onnx + NAME.head.onnx "
+                     "for a window CNN (written by default when the graph can be split)")
     chk.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
     chk.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=run, smoothing_flags=smoothing_flags, vad_flags=vad_flags)
@@ -206,6 +210,7 @@ def run(args: argparse.Namespace) -> int:
         fit_features=args.fit_features,
         reference_tolerance=args.reference_tolerance,
         output_activation=args.output_activation,
+        streaming_split=args.streaming_split,
     )
     if args.json:
         print(json.dumps(summary_dict(result), indent=1, default=str))
@@ -230,6 +235,8 @@ def summary_dict(result: Any) -> dict[str, Any]:
         "quantization": result.quantization,
         "int8_onnx": str(result.int8_onnx_path) if result.int8_onnx_path else None,
         "evaluation": result.evaluation,
+        "streaming_split": (dataclasses.asdict(result.streaming_split)
+                            if result.streaming_split is not None else None),
         "seconds": result.seconds,
     }
 
@@ -295,6 +302,14 @@ def summary_text(result: Any) -> str:
         accs = ", ".join(f"{k[9:]} {v:.4f}" for k, v in result.evaluation.items()
                          if k.startswith("accuracy_"))
         lines.append(f"  eval     {result.evaluation['examples']} examples: accuracy {accs}")
+    sp = result.streaming_split
+    if sp is not None and sp.ok:
+        lines.append(f"  stream   {sp.front} + {sp.head}: {sp.columns} columns of "
+                     f"{sp.receptive_field} frames every {sp.time_stride}, each computed once; "
+                     f"parity {sp.parity['max_abs_diff']:.1e} over {sp.parity['decisions']} "
+                     "decisions")
+    elif sp is not None:
+        lines.append(f"  stream   whole windows: {sp.reason}")
     for w in result.warnings:
         lines.append(f"  warning  {w}")
     lines.append(f"  took     {result.seconds:.1f} s")

@@ -50,6 +50,7 @@ class ExportResult:
     int8_onnx_path: Path | None = None
     int8_card_path: Path | None = None
     evaluation: dict[str, Any] = field(default_factory=dict)
+    streaming_split: Any = None  # the card's StreamingSplit for a window model (None: not tried)
     seconds: float = 0.0
 
     @property
@@ -167,6 +168,7 @@ def convert(
     reference_features: Any = None,
     fit_features: bool = False,
     reference_tolerance: float = 1e-3,
+    streaming_split: bool = True,
 ) -> ExportResult:
     """Export a Keras model file to `out_dir/NAME.onnx` + `out_dir/NAME.json`, verified.
 
@@ -185,6 +187,9 @@ def convert(
     model input for one window (the user's feature code): hark's runtime tensors are compared
     with it on probe audio (export.reference) and the export fails above reference_tolerance.
     fit_features: first search the frontend/layout options that match it, and use them.
+    streaming_split: a window model also gets NAME.front.onnx + NAME.head.onnx (each column
+    computed once at run time, export.streaming_split) with their parity in the card, or the
+    reason it cannot be split.
     Raises an ExportError subclass (a HarkError) for anything the user can fix; nothing is
     written unless Keras and onnxruntime agree within `tolerance`.
     """
@@ -323,6 +328,11 @@ def convert(
         qcard.check_against_model(ins8, outs8)
         result.int8_card_path = out / f"{name}-int8.json"
         qcard.save(result.int8_card_path)
+    if streaming_split and not result.card.streaming:
+        from hark.export.streaming_split import split_model
+
+        split = split_model(result.onnx_path)
+        result.card, result.streaming_split = split.card, split.split
     result.seconds = round(time.perf_counter() - t0, 2)
     return result
 

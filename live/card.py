@@ -442,6 +442,68 @@ class Normalization:
 
 
 @dataclass(frozen=True)
+class StreamingSplit:
+    """A window CNN cut in two where time stops being a free axis (hark.export.streaming_split).
+
+    ok False: the model runs whole windows; `reason` says why it could not be split.
+    ok True: `front` (a file in the model's folder) maps input frames (1, T, ...) of `input` to
+    the columns they complete, time first: (n, ...); column c covers input frames
+    [c * time_stride, c * time_stride + receptive_field). `head` maps the `columns` columns of
+    one window to posteriors. The pair reads its larger weights as byte ranges of
+    `weights_from` (the whole-window model): its sha256 must still be `weights_sha256`.
+    parity: streaming against whole-window posteriors, measured at export.
+    """
+
+    ok: bool = False
+    reason: str | None = None
+    input: str | None = None
+    front: str | None = None
+    head: str | None = None
+    time_stride: int = 1
+    receptive_field: int = 1
+    columns: int = 0
+    weights_from: str | None = None
+    weights_sha256: str | None = None
+    parity: dict[str, Any] = field(default_factory=dict)
+
+    def validate(self, card: ModelCard) -> None:
+        """The pair must fit the card: a window input, whole columns, a compatible stride."""
+        if not self.ok:
+            if not self.reason:
+                raise CardError("streaming_split: ok is false but no reason is given")
+            return
+        if card.streaming:
+            raise CardError("streaming_split: only a window model can be split")
+        inp = next((i for i in card.inputs if i.name == self.input), None)
+        if inp is None or len(card.inputs) != 1:
+            raise CardError(f"streaming_split.input {self.input!r} is not the model's one input")
+        for what, name in (("front", self.front), ("head", self.head),
+                           ("weights_from", self.weights_from)):
+            if what != "weights_from" and not name:
+                raise CardError(f"streaming_split.{what}: required when ok is true")
+            if name is not None and (not name or "/" in name or "\\" in name or name in (".", "..")
+                                     or "\0" in name):
+                raise CardError(f"streaming_split.{what}: {name!r} must be a file name in the "
+                                "model's folder")
+        if self.time_stride < 1 or self.receptive_field < 1 or self.columns < 1:
+            raise CardError("streaming_split: time_stride, receptive_field and columns must be "
+                            ">= 1")
+        fe = card.frontends[inp.frontend]
+        assert card.stride_s is not None
+        hop = 1 if fe.kind == "raw" else fe.hop_samples(card.sample_rate)
+        stride = int(round(card.stride_s * card.sample_rate)) // hop
+        if stride % self.time_stride:
+            raise CardError(f"streaming_split.time_stride {self.time_stride} does not divide the "
+                            f"decision stride ({stride} frames)")
+        n = card.expected_frames(inp)
+        want = (n - self.receptive_field) // self.time_stride + 1
+        if self.receptive_field > n or want != self.columns:
+            raise CardError(f"streaming_split.columns {self.columns}: a {n}-frame window gives "
+                            f"{want} columns of {self.receptive_field} frames every "
+                            f"{self.time_stride}")
+
+
+@dataclass(frozen=True)
 class ModelCard:
     """What `hark export` writes beside NAME.onnx; see DESIGN.md "The model card"."""
 
@@ -461,6 +523,8 @@ class ModelCard:
     vad: VadSpec = field(default_factory=VadSpec)
     provenance: dict[str, Any] = field(default_factory=dict)
     evaluation: dict[str, Any] = field(default_factory=dict)
+    # the front/head pair of a split window CNN, or why there is none (None: never tried)
+    streaming_split: StreamingSplit | None = None
     schema: int = SCHEMA_VERSION
 
     @property
@@ -515,6 +579,8 @@ class ModelCard:
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
         d["labels"] = list(self.labels)
+        if d["streaming_split"] is None:
+            del d["streaming_split"]  # cards of models never split stay as they were
         return {"schema": d.pop("schema"), **d}
 
     def save(self, path: str | Path) -> None:
@@ -620,6 +686,8 @@ class ModelCard:
         if sm.offset_advance_ms < 0:
             raise CardError("smoothing needs offset_advance_ms >= 0")
         self.vad.validate(self.sample_rate)
+        if self.streaming_split is not None:
+            self.streaming_split.validate(self)
 
     def expected_frames(self, inp: InputSpec) -> int:
         """Number of feature frames (or samples for raw) in one window of a window input."""

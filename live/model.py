@@ -39,7 +39,9 @@ def bundled_dir() -> Path:
 
 def bundled_names() -> list[str]:
     d = bundled_dir()
-    return sorted(p.stem for p in d.glob("*.onnx")) if d.is_dir() else []
+    # a model has its card beside it (NAME.front.onnx / NAME.head.onnx of a split do not)
+    return sorted(p.stem for p in d.glob("*.onnx") if p.with_suffix(".json").is_file()) \
+        if d.is_dir() else []
 
 
 def resolve_model(spec: str | os.PathLike[str] | None) -> tuple[Path, Path]:
@@ -68,6 +70,7 @@ class OnnxModel:
         self.session = session
         self.output = output
         self.name = card.name
+        self.options = RuntimeOptions()  # how the session was made (the split pair's too)
 
     @classmethod
     def load(
@@ -77,31 +80,11 @@ class OnnxModel:
         options: RuntimeOptions | None = None,
     ) -> OnnxModel:
         """Load a bundled model by name or a .onnx path; validate its card against the graph."""
-        import onnxruntime as ort
-
         options = options or RuntimeOptions()
         onnx_path, card_path = resolve_model(spec)
         if card is None:
             card = load_card(card_path)  # its errors name the card file
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = options.threads
-        so.inter_op_num_threads = 1
-        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        so.graph_optimization_level = {
-            "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
-            "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-            "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
-            "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
-        }[options.optimization]
-        so.log_severity_level = 3
-        check_external_data(onnx_path)  # before onnxruntime opens anything the graph names
-        try:
-            session = ort.InferenceSession(
-                str(onnx_path), sess_options=so, providers=[options.provider]
-            )
-        except Exception as e:  # onnxruntime raises its own Fail/InvalidProtobuf/... types
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise ModelError(f"cannot load {onnx_path}: not a valid ONNX model ({first})") from e
+        session = open_session(onnx_path, options)
         ins = {i.name: _shape(i.shape) for i in session.get_inputs()}
         outs = {o.name: _shape(o.shape) for o in session.get_outputs()}
         try:
@@ -110,13 +93,38 @@ class OnnxModel:
             dry_run(card, session, output)
         except CardError as e:
             raise CardError(f"{onnx_path} does not match its card: {e}") from None
-        return cls(onnx_path, card, session, output)
+        model = cls(onnx_path, card, session, output)
+        model.options = options
+        return model
 
     def run(self, feeds: dict[str, np.ndarray], outputs: list[str] | None = None) -> list[Any]:
         return list(self.session.run(outputs or [self.output], feeds))
 
     def input_shape(self, name: str) -> tuple[int | str | None, ...]:
         return next(_shape(i.shape) for i in self.session.get_inputs() if i.name == name)
+
+
+def open_session(onnx_path: Path, options: RuntimeOptions) -> Any:
+    """An onnxruntime session on a checked file, configured as `options` say."""
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = options.threads
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.graph_optimization_level = {
+        "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+        "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+        "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+        "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+    }[options.optimization]
+    so.log_severity_level = 3
+    check_external_data(onnx_path)  # before onnxruntime opens anything the graph names
+    try:
+        return ort.InferenceSession(str(onnx_path), sess_options=so, providers=[options.provider])
+    except Exception as e:  # onnxruntime raises its own Fail/InvalidProtobuf/... types
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ModelError(f"cannot load {onnx_path}: not a valid ONNX model ({first})") from e
 
 
 FLOAT = "tensor(float)"

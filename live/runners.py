@@ -3,19 +3,25 @@
 FrameRunner: a causal (recurrent) model fed the frames as they arrive, its state carried from call
 to call, so each hop costs one small call instead of re-running the whole history.
 WindowRunner: a CNN on the last window_s of frames (or samples), every stride_s. Each frame is
-computed once by the shared frontend and kept until the last window that needs it has run.
+computed once by the shared frontend and kept until the last window that needs it has run. When
+the card has a streaming split (a front/head pair, live.streaming_window), each column of the
+front is computed once too and only the head runs on the whole window.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from hark.live.card import FrontendSpec, InputSpec, Normalization
 from hark.live.features import normalize, window_features
 from hark.live.model import OnnxModel, check_finite
+
+if TYPE_CHECKING:
+    from hark.live.streaming_window import SplitWindow
 
 
 class FrameRunner:
@@ -119,7 +125,8 @@ class WindowRunner:
     (their frames kept) and computed when it opens, under their own time stamps.
     """
 
-    def __init__(self, model: OnnxModel, pre_roll: int = 0) -> None:
+    def __init__(self, model: OnnxModel, pre_roll: int = 0, split: bool = True) -> None:
+        """split=False runs whole windows even when the card has a streaming pair."""
         card = model.card
         assert card.window_s is not None and card.stride_s is not None
         self.model = model
@@ -142,6 +149,13 @@ class WindowRunner:
         self.calls = 0
         self.pre_roll = pre_roll
         self._held: list[int] = []  # decisions taken while shut, not yet answered (oldest first)
+        self.split: SplitWindow | None = None
+        sp = card.streaming_split
+        if split and sp is not None and sp.ok:
+            from hark.live.streaming_window import SplitWindow
+
+            inp, hop, _, norm = self._inputs[0]
+            self.split = SplitWindow(model, sp, inp, norm, self.stride_samples // hop)
 
     def reset(self) -> None:
         """Nothing recurrent to forget: windows are independent."""
@@ -186,6 +200,8 @@ class WindowRunner:
             keep = self._held[0] if self._held else self.k
             for name, buf in self._buffers.items():
                 buf.drop_before(keep * self.stride_samples // self._hop[name])
+            if self.split is not None:
+                self.split.drop_before(keep * self.split.stride_frames)
         if not posts:
             return np.zeros(0), np.zeros((0, n_classes), dtype=np.float32)
         stacked = np.stack(posts)
@@ -204,6 +220,11 @@ class WindowRunner:
         return (ends - self.window_samples / 2) / self.sample_rate
 
     def _run_window(self, k: int) -> np.ndarray:
+        if self.split is not None:
+            inp, hop, _, _ = self._inputs[0]
+            self.calls += 1
+            out = self.split.run(k * self.split.stride_frames, self._buffers[inp.frontend])
+            return out.reshape(-1)[-len(self.model.card.labels) :]
         feeds = {}
         for inp, hop, count, norm in self._inputs:
             first = k * self.stride_samples // hop

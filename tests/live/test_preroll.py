@@ -20,6 +20,7 @@ from hark.live.model import OnnxModel
 from hark.live.preroll import FrameRing
 from hark.live.vad import VadOptions, make_gate
 from tests import onnx_models
+from tests.live.test_streaming_window import split_window_model
 
 RATE = 16000
 
@@ -33,9 +34,12 @@ def with_vad(model: OnnxModel, **vad: object) -> OnnxModel:
 @pytest.fixture(scope="module")
 def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, OnnxModel]:
     d = tmp_path_factory.mktemp("preroll")
+    split_dir = tmp_path_factory.mktemp("preroll_split")
     return {
         "lstm": OnnxModel.load(onnx_models.lstm_frame_model(d, vad=True)),
         "cnn": OnnxModel.load(onnx_models.conv_window_model(d)),
+        # the same CNN run as a streaming front/head pair (each column computed once)
+        "cnn-split": OnnxModel.load(split_window_model(onnx_models.conv_window_model(split_dir))),
     }
 
 
@@ -193,7 +197,7 @@ def test_window_model_pre_roll_computes_held_windows_when_the_gate_opens(
 
 
 # ---- stream == offline with the gate on, any chunking -----------------------------------------
-@pytest.mark.parametrize("name", ["lstm", "cnn"])
+@pytest.mark.parametrize("name", ["lstm", "cnn", "cnn-split"])
 @pytest.mark.parametrize("kind", ["webrtc", "silero"])
 @settings(max_examples=8, deadline=None)
 @given(cuts=st.lists(st.integers(1, 9000), min_size=1, max_size=30),
@@ -203,7 +207,10 @@ def test_gated_any_chunking_equals_offline(
     pre_roll_ms: float,
 ) -> None:
     model = with_vad(models[name], kind=kind, pre_roll_ms=pre_roll_ms)
-    t_ref, ref = offline_posteriors(model, talk, vad=True)
+    # the split model's reference is the whole-window model: the pair must change nothing
+    whole = with_vad(models["cnn" if name == "cnn-split" else name], kind=kind,
+                     pre_roll_ms=pre_roll_ms)
+    t_ref, ref = offline_posteriors(whole, talk, vad=True)
     engine = Engine([model], EngineOptions(record=True))
     events: list[Event] = []
     i = 0
