@@ -302,6 +302,37 @@ def run_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _negatives_per_gate(args: argparse.Namespace, model: Any, files: list[Path],
+                        workers: Any) -> int:
+    """`--negatives ... --vad compare`: false accepts per hour with each speech gate."""
+    from hark.live.errors import HarkError as _Err
+    from hark.models import false_accepts as F
+    from hark.models.gate_eval import GATES
+    from hark.models.reports import write_json
+
+    gates: dict[str, Any] = {}
+    print(f"{model.name} on {len(files)} negative file(s), per speech gate "
+          f"(threshold_on {model.card.smoothing.threshold_on:g})")
+    print(f"{'gate':8s} {'false accepts':>14s} {'per hour':>9s}")
+    for gate in GATES:
+        try:
+            fa = F.false_accepts(model, files, gate != "off", workers,
+                                 None if gate == "off" else gate)  # type: ignore[arg-type]
+        except _Err as e:
+            gates[gate] = {"skipped": str(e)}
+            print(f"{gate:8s} skipped: {e}")
+            continue
+        gates[gate] = fa.to_json()
+        print(f"{gate:8s} {len(fa.events):14d} {fa.per_hour():9.2f}")
+    result = {"model": model.name, "model_path": str(model.path),
+              "negatives": [str(n) for n in args.negatives], "gates": gates}
+    if args.json is not None:
+        write_json(args.json, result)
+    if args.write_card:
+        _write_card(model.path, args.write_card, result)
+    return 0
+
+
 def _run_negatives(args: argparse.Namespace, model: Any, vad: bool | None, pool: Any) -> int:
     """False accepts per hour on negative audio; DET curve and operating point on request."""
     import dataclasses
@@ -323,7 +354,10 @@ def _run_negatives(args: argparse.Namespace, model: Any, vad: bool | None, pool:
         if sweeping:
             low = F.with_threshold(model, min(args.sweep_floor, model.card.smoothing.threshold_on))
         workers = Workers([model] + ([low] if low is not None else []), pool)
-        card_fa = F.false_accepts(model, files, vad, workers)
+        kind = args.vad if args.vad in ("webrtc", "silero") else None
+        if args.vad == "compare":
+            return _negatives_per_gate(args, model, files, workers)
+        card_fa = F.false_accepts(model, files, vad, workers, kind)
         result: dict[str, Any] = {"model": model.name, "model_path": str(model.path),
                                   "negatives": [str(n) for n in args.negatives],
                                   **card_fa.to_json()}
@@ -333,10 +367,11 @@ def _run_negatives(args: argparse.Namespace, model: Any, vad: bool | None, pool:
         for label, n in result["per_label"].items():
             print(f"  {label}: {n}")
         if low is not None:
-            sweep = F.false_accepts(low, files, vad, workers)
+            sweep = F.false_accepts(low, files, vad, workers, kind)
             pos = None
             if args.audio:
-                pos = F.positives(low, stream_pairs(args.audio, args.annotations), vad, workers)
+                pos = F.positives(low, stream_pairs(args.audio, args.annotations), vad, workers,
+                                  kind)
             points = F.det_curve(sweep, pos, low.card.smoothing.threshold_on)
             if args.det is not None:
                 png = args.det.with_suffix(".png")

@@ -23,6 +23,7 @@ import numpy as np
 
 from hark.live.events import Event
 from hark.live.model import OnnxModel
+from hark.live.vad import GateKind
 from hark.live.workers import AudioFile, Workers, WorkerState
 
 DEFAULT_FLOOR = 0.2
@@ -89,7 +90,7 @@ class FalseAccepts:
 
 def false_accepts(
     model: OnnxModel, files: Sequence[Path], vad: bool | None = None,
-    workers: Workers | None = None,
+    workers: Workers | None = None, vad_kind: GateKind | None = None,
 ) -> FalseAccepts:
     """Replay each negative file through the engine (as `hark replay`) and keep every event.
 
@@ -100,7 +101,7 @@ def false_accepts(
     from hark.models.evaluation import audio_files
 
     pool = workers or Workers([model])
-    task = functools.partial(_negative_task, slot=pool.slot(model), vad=vad)
+    task = functools.partial(_negative_task, slot=pool.slot(model), vad=vad, vad_kind=vad_kind)
     fa = FalseAccepts()
     for f, (events, seconds) in zip(files, pool.map(task, audio_files(files)), strict=True):
         fa.events.extend((str(f), e) for e in events)
@@ -109,19 +110,19 @@ def false_accepts(
     return fa
 
 
-def _negative_task(state: WorkerState, item: AudioFile, *, slot: int,
-                   vad: bool | None) -> tuple[list[Event], float]:
+def _negative_task(state: WorkerState, item: AudioFile, *, slot: int, vad: bool | None,
+                   vad_kind: GateKind | None = None) -> tuple[list[Event], float]:
     from hark.models.evaluation import replay_events
 
-    events, _, seconds = replay_events(state.models[slot], item, vad)
+    events, _, seconds = replay_events(state.models[slot], item, vad, vad_kind)
     return events, seconds
 
 
-def _positive_task(state: WorkerState, item: AudioFile, *, slot: int,
-                   vad: bool | None) -> list[Event]:
+def _positive_task(state: WorkerState, item: AudioFile, *, slot: int, vad: bool | None,
+                   vad_kind: GateKind | None = None) -> list[Event]:
     from hark.models.evaluation import replay_events
 
-    return replay_events(state.models[slot], item, vad)[0]
+    return replay_events(state.models[slot], item, vad, vad_kind)[0]
 
 
 @dataclass
@@ -139,7 +140,7 @@ class Positives:
 
 def positives(
     model: OnnxModel, pairs: Sequence[tuple[Path, Path]], vad: bool | None = None,
-    workers: Workers | None = None,
+    workers: Workers | None = None, vad_kind: GateKind | None = None,
 ) -> Positives:
     """Match estimates to truth per file and label (sed_eval's collars) and keep best peaks."""
     import functools
@@ -152,7 +153,7 @@ def positives(
     collars = EventCollars()
     out = Positives()
     pool = workers or Workers([model])
-    task = functools.partial(_positive_task, slot=pool.slot(model), vad=vad)
+    task = functools.partial(_positive_task, slot=pool.slot(model), vad=vad, vad_kind=vad_kind)
     per_file = pool.map(task, audio_files([a for a, _ in pairs]))
     for (_, tsv), est in zip(pairs, per_file, strict=True):
         ref = [e for e in read_events_tsv(tsv) if e.label in known]

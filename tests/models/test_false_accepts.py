@@ -81,3 +81,18 @@ def test_bad_negatives_path_is_one_clear_error(tmp_path: Path) -> None:
                          check=False)
     assert out.returncode != 0
     assert out.stderr.strip().startswith("hark: error:") and "no such file" in out.stderr
+
+
+def test_false_accepts_per_speech_gate(tmp_path: Path) -> None:
+    """`--negatives ... --vad compare`: one row per gate; silence-padded talk shuts the gates."""
+    talk = _negatives(tmp_path)
+    out = tmp_path / "gates.json"
+    r = subprocess.run([sys.executable, "-m", "hark.cli", "eval", "--model", "commands",
+                        "--negatives", str(talk), "--vad", "compare", "--json", str(out)],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    gates = json.loads(out.read_text())["gates"]
+    assert set(gates) == {"off", "webrtc", "silero"}
+    for g in gates.values():
+        assert g["files"] == 1 and g["false_accepts_per_hour"] >= 0
+    assert [ln.split()[0] for ln in r.stdout.splitlines()[2:]] == ["off", "webrtc", "silero"]
