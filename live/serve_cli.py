@@ -14,6 +14,7 @@ examples:
   hark serve --model commands --model sounds --max-streams 300
   hark serve --host 0.0.0.0 --token s3cret  reachable from the network, every hello needs the token
   hark serve --port 0                      any free port (printed on stderr)
+  hark serve --host 0.0.0.0 --insecure     on the network without a token (a trusted LAN only)
 
 Streams: one WebSocket connection each; the protocol is in the README ("Serving many streams").
 SIGINT/SIGTERM close every stream (open events closed and sent, then a summary) and exit 0.
