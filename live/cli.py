@@ -129,27 +129,26 @@ class RunConfig:
     vad_kind: str | None = None  # webrtc | silero: that gate for every model
 
 
-def _config(args: argparse.Namespace) -> RunConfig:
-    vad: bool | None = None
-    mode: int | None = None
-    kind: str | None = None
-    if args.vad is not None:
-        v = str(args.vad).lower()
-        if v == "off":
-            vad = False
-        elif v == "on":
-            vad = True
-        elif v in ("webrtc", "silero"):
-            kind = v
-            if v == "silero":
-                from hark.live.silero import model_path
+def parse_vad(text: str | None) -> dict[str, Any]:
+    """--vad off|on|webrtc|silero|0-3 as EngineOptions fields (vad, vad_kind, vad_mode)."""
+    if text is None:
+        return {}
+    v = str(text).lower()
+    if v in ("off", "on"):
+        return {"vad": v == "on"}
+    if v in ("webrtc", "silero"):
+        if v == "silero":
+            from hark.live.silero import model_path
 
-                model_path()  # one clear line now if silero-vad is not installed
-        elif v in ("0", "1", "2", "3"):
-            mode = int(v)
-        else:
-            raise HarkError(
-                f"--vad takes off, on, webrtc, silero or 0-3, not {args.vad!r}")
+            model_path()  # one clear line now if silero-vad is not installed
+        return {"vad_kind": v}
+    if v in ("0", "1", "2", "3"):
+        return {"vad_mode": int(v)}
+    raise HarkError(f"--vad takes off, on, webrtc, silero or 0-3, not {text!r}")
+
+
+def _config(args: argparse.Namespace) -> RunConfig:
+    gate = parse_vad(args.vad)
     if args.threads < 1:
         raise HarkError("--threads must be at least 1")
     if args.roll_seconds <= 0:
@@ -162,14 +161,14 @@ def _config(args: argparse.Namespace) -> RunConfig:
         raise HarkError("--seconds must be positive")
     return RunConfig(
         models=tuple(args.model or ("commands",)),
-        vad=vad,
-        vad_mode=mode,
+        vad=gate.get("vad"),
+        vad_mode=gate.get("vad_mode"),
         fmt=args.format,
         out=args.out,
         threads=args.threads,
         roll_seconds=args.roll_seconds,
         block_ms=block_ms,
-        vad_kind=kind,
+        vad_kind=gate.get("vad_kind"),
     )
 
 

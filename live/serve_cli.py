@@ -57,7 +57,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--out-queue", type=int, default=512, metavar="N",
                    help="messages waiting for a slow client before it is closed (scores and "
                    "acks are dropped first; default 512)")
-    s.add_argument("--vad", default=None, metavar="off|on|webrtc|0-3",
+    s.add_argument("--vad", default=None, metavar="off|on|webrtc|silero|0-3",
                    help="speech gate override for every stream (as in hark replay)")
     s.add_argument("--no-batch", action="store_true",
                    help="one engine per stream for every model (for comparisons)")
@@ -88,25 +88,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.set_defaults(func=run_client)
 
 
-def _vad(text: str | None) -> dict[str, object]:
-    if text is None:
-        return {}
-    v = text.lower()
-    if v == "off":
-        return {"vad": False}
-    if v == "on":
-        return {"vad": True}
-    if v == "webrtc":
-        return {"vad_kind": "webrtc"}
-    if v in ("0", "1", "2", "3"):
-        return {"vad_mode": int(v)}
-    raise HarkError(f"--vad takes off, on, webrtc or 0-3, not {text!r}")
-
-
 def run_serve(args: argparse.Namespace) -> int:
     import asyncio
     import signal
 
+    from hark.live.cli import parse_vad
     from hark.live.engine import EngineOptions
     from hark.live.model import OnnxModel, RuntimeOptions
     from hark.live.server import ServeOptions, Server, check_bind
@@ -132,7 +118,7 @@ def run_serve(args: argparse.Namespace) -> int:
         host=args.host, port=args.port, token=args.token, max_streams=args.max_streams,
         queue_ms=args.queue_ms, hello_timeout_s=args.hello_timeout,
         max_message_bytes=args.max_message_kb * 1024, out_queue=args.out_queue,
-        engine=EngineOptions(**_vad(args.vad)),  # type: ignore[arg-type]
+        engine=EngineOptions(**parse_vad(args.vad)),
         batched=not args.no_batch)
     log = (lambda line: None) if args.quiet else None
     server = Server(models, options, log=log)
