@@ -305,25 +305,13 @@ def run_eval(args: argparse.Namespace) -> int:
 def _negatives_per_gate(args: argparse.Namespace, model: Any, files: list[Path],
                         workers: Any) -> int:
     """`--negatives ... --vad compare`: false accepts per hour with each speech gate."""
-    from hark.live.errors import HarkError as _Err
-    from hark.models import false_accepts as F
-    from hark.models.gate_eval import GATES
+    from hark.models.gate_eval import false_accepts_per_gate, format_false_accepts_per_gate
     from hark.models.reports import write_json
 
-    gates: dict[str, Any] = {}
+    gates = false_accepts_per_gate(model, files, workers)
     print(f"{model.name} on {len(files)} negative file(s), per speech gate "
           f"(threshold_on {model.card.smoothing.threshold_on:g})")
-    print(f"{'gate':8s} {'false accepts':>14s} {'per hour':>9s}")
-    for gate in GATES:
-        try:
-            fa = F.false_accepts(model, files, gate != "off", workers,
-                                 None if gate == "off" else gate)  # type: ignore[arg-type]
-        except _Err as e:
-            gates[gate] = {"skipped": str(e)}
-            print(f"{gate:8s} skipped: {e}")
-            continue
-        gates[gate] = fa.to_json()
-        print(f"{gate:8s} {len(fa.events):14d} {fa.per_hour():9.2f}")
+    print(format_false_accepts_per_gate(gates))
     result = {"model": model.name, "model_path": str(model.path),
               "negatives": [str(n) for n in args.negatives], "gates": gates}
     if args.json is not None:
