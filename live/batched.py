@@ -273,18 +273,9 @@ class BatchedEngine:
                 posts[sid][runs[sid][j]] = out[k]
         t1 = time.perf_counter()
         events: dict[int, list[Event]] = {}
-        rate = self.card.sample_rate
         for sid in plans:
             s = self._streams[sid]
-            post = posts[sid]
-            if len(post):
-                fe = s.frontend
-                events[sid] = s.smoother.update(post, (s.out * fe.hop + fe.window / 2) / rate)
-                if self.options.record:
-                    s.recorded.append(post)
-                s.out += len(post)
-            else:
-                events[sid] = []
+            events[sid] = self._emit(s, posts[sid])
             s.frames = s.frames[:0]
             s.is_open = s.is_open[:0]
         self.last_times[2] += t1 - t0
@@ -333,12 +324,17 @@ class BatchedEngine:
             return events
         n = s.ring.count
         s.ring.clear()
+        return events + self._emit(s, np.zeros((n, self.n_classes), np.float32))
+
+    def _emit(self, s: _Stream, post: np.ndarray) -> list[Event]:
+        """The stream's next consecutive posteriors to its smoother (and recording)."""
+        if not len(post):
+            return []
         fe = s.frontend
-        post = np.zeros((n, self.n_classes), np.float32)
-        events += s.smoother.update(post, (s.out * fe.hop + fe.window / 2) / self.card.sample_rate)
+        events = s.smoother.update(post, (s.out * fe.hop + fe.window / 2) / self.card.sample_rate)
         if self.options.record:
             s.recorded.append(post)
-        s.out += n
+        s.out += len(post)
         return events
 
     def _run(self, batch: list[tuple[int, _Stream]], x: np.ndarray) -> np.ndarray:
