@@ -263,6 +263,8 @@ def run_eval(args: argparse.Namespace) -> int:
                 res = evaluate_clips(model, args.data, seed=args.seed, workers=workers)
             print(f"{model.name} on {args.data} ({res.split} clips)")
             print(res.report.format())
+            if res.format_sources():
+                print("per source:\n" + res.format_sources())
             result = res.to_json()
         else:
             if args.annotations is None and any(Path(a).is_file() for a in args.audio):

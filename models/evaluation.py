@@ -119,12 +119,34 @@ class ClipEvaluation:
     n_undecided: int
     split: str
     root: Path
+    per_source: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """The report's JSON plus where it was measured."""
         d = self.report.to_json()
         d.update(data=str(self.root), split=self.split, undecided=self.n_undecided)
+        if len(self.per_source) > 1:
+            d["per_source"] = self.per_source
         return d
+
+    def format_sources(self) -> str:
+        """One line per source, when the set mixes several (a multi-engine tree)."""
+        if len(self.per_source) < 2:
+            return ""
+        return "\n".join(f"  {src:<10} accuracy {v['accuracy']:.4f}  (n={int(v['n'])})"
+                         for src, v in self.per_source.items())
+
+
+def clip_source(speaker: str, label: str) -> str:
+    """Which synthesizer (or recording) a clip came from: its speaker key's first part.
+
+    Tree speakers are ENGINE-VOICE (espeak-en-us, flite-awb, kokoro-af_heart*0.5+...); silence
+    clips, cut from noise, are their own source. Why: a tree that mixes engines must still report
+    each engine on its own, or a held-out engine's figure hides inside the average.
+    """
+    if label == "_silence_":
+        return "_silence_"
+    return speaker.split("-", 1)[0] if "-" in speaker else speaker or "?"
 
 
 CLIP_BATCH = 64  # clips per unit of work: one clip is too little work to send on its own
@@ -187,6 +209,7 @@ def evaluate_clips(model: OnnxModel, root: str | Path, seed: int = 0,
     index = {lb: i for i, lb in enumerate(labels)}
     none_label = "(none)"
     y_true, y_pred, undecided = [], [], 0
+    hits: dict[str, list[int]] = {}
     pool = workers or Workers([model])
     batches = (ClipBatch(i, tuple(sc.load(c) for c in clips[i:i + CLIP_BATCH]), card.sample_rate)
                for i in range(0, len(clips), CLIP_BATCH))
@@ -201,8 +224,11 @@ def evaluate_clips(model: OnnxModel, root: str | Path, seed: int = 0,
             pred = none_label
         y_true.append(index[clip.label])
         y_pred.append(index[pred])
+        hits.setdefault(clip_source(clip.speaker, clip.label), []).append(int(pred == clip.label))
     report = classification_report(y_true, y_pred, labels)
-    return ClipEvaluation(report, undecided, split, base)
+    per_source = {src: {"accuracy": round(float(np.mean(h)), 4), "n": len(h)}
+                  for src, h in sorted(hits.items())}
+    return ClipEvaluation(report, undecided, split, base, per_source)
 
 
 # ---- recordings with truth -----------------------------------------------------------------------

@@ -163,3 +163,23 @@ def test_eval_compare_scores_each_gate(tmp_path: Path) -> None:
     # white noise: silero never opens, so nothing can be reported through it
     assert res["silero"]["false_events"] == 0
     assert "silero" in format_gates(res)
+
+
+def test_clip_eval_reports_each_source_of_a_mixed_tree(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A multi-engine tree: each engine's accuracy on its own (a held-out engine must not hide)."""
+    model = tone_window_model(tmp_path / "m")
+    tree = tone_tree(tmp_path / "tree")
+    listed = []
+    for line in (tree / "testing_list.txt").read_text().split():
+        word, name = line.split("/")
+        engine = "flite" if word == "up" else "espeak"
+        (tree / word / name).rename(tree / word / f"{engine}-{name}")
+        listed.append(f"{word}/{engine}-{name}")
+    (tree / "testing_list.txt").write_text("".join(f"{x}\n" for x in listed))
+    res = run_eval(["--model", str(model), "--data", str(tree)], tmp_path)
+    assert res["accuracy"] == 0.75
+    # the tone model gets every espeak clip (yes, no) right and every flite clip (up) wrong
+    assert res["per_source"] == {"espeak": {"accuracy": 1.0, "n": 6},
+                                 "flite": {"accuracy": 0.0, "n": 2}}
+    assert "flite      accuracy 0.0000  (n=2)" in capsys.readouterr().out
