@@ -138,6 +138,8 @@ def steps_v2(work: Path) -> list[tuple[str, list[str]]]:
                               "--n", "10", *seed]),
         ("kokoro blend word streams", ["synth", "speech", f"{w}/eval/blend-words", "--tree",
                                        blend, "--n", "10", *seed]),
+        ("slt word streams in rooms", ["synth", "speech", f"{w}/eval/slt-rooms", "--tree", slt,
+                                       "--n", "10", *seed, "--room", f"{w}/cache/rooms"]),
         ("espeak test word streams", ["synth", "speech", f"{w}/eval/test-words", "--tree", multi,
                                       "--n", "10", *seed]),
     ]
@@ -159,6 +161,9 @@ def steps_v2(work: Path) -> list[tuple[str, list[str]]]:
             (f"{name}: kokoro blend word streams", ["eval", "--model", path, "--audio",
                                                     f"{w}/eval/blend-words",
                                                     "--write-card", "kokoro_blend_streams"]),
+            (f"{name}: slt word streams in rooms", ["eval", "--model", path, "--audio",
+                                                    f"{w}/eval/slt-rooms",
+                                                    "--write-card", "flite_slt_rooms_streams"]),
             (f"{name}: test word streams", ["eval", "--model", path, "--audio",
                                             f"{w}/eval/test-words",
                                             "--write-card", "test_streams_words"]),

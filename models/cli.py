@@ -176,6 +176,9 @@ def register(subparsers: Any) -> None:
                     help="only unknown words (nothing a command model should report)")
     sp.add_argument("--snr", type=float, nargs=2, default=(5.0, 30.0), metavar=("LO", "HI"))
     sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--room", type=Path, default=None, metavar="CACHE",
+                    help="play every stream through a simulated room (RT60 0.2-1.0 s) of the "
+                    "evaluation bank, simulated once into CACHE (never the training rooms)")
     so = ss.add_parser("sounds", help="sound-event streams (X.wav + X.tsv)")
     so.add_argument("out", type=Path)
     so.add_argument("--n", type=int, default=40)
@@ -430,7 +433,8 @@ def run_synth(args: argparse.Namespace) -> int:
         elif args.what == "speech":
             files = synth.write_speech_streams(
                 args.tree, args.out, args.n, split=args.split, duration_s=args.seconds,
-                seed=args.seed, unknown_only=args.unknown_only, snr_db_range=tuple(args.snr))
+                seed=args.seed, unknown_only=args.unknown_only, snr_db_range=tuple(args.snr),
+                room_cache=args.room)
             print(f"{len(files)} streams in {args.out}")
         elif args.what == "sounds":
             files = synth.write_sound_streams(args.out, args.n, seed=args.seed,

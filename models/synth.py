@@ -179,8 +179,13 @@ def write_speech_streams(
     unknown_only: bool = False,
     snr_db_range: tuple[float, float] | None = (5.0, 30.0),
     prefix: str = "speech",
+    room_cache: str | Path | None = None,
 ) -> list[Path]:
-    """Write n streams (PREFIX_NNN.wav + .tsv) from one split of a tree; returns the wavs."""
+    """Write n streams (PREFIX_NNN.wav + .tsv) from one split of a tree; returns the wavs.
+
+    room_cache: play every stream through a room of the evaluation bank (reverberation only;
+    its rooms are drawn with EVAL_ROOM_SEED, never the training bank's), for a reverb condition.
+    """
     from hark.models.datasets import load_clips, only_unknown, speech_pool, speech_streams
 
     data = load_clips(tree, 16000, splits=(split,))  # type: ignore[arg-type]
@@ -190,12 +195,31 @@ def write_speech_streams(
     if not pool:
         raise ValueError(f"no {'unknown ' if unknown_only else ''}words in the {split} split")
     streams = speech_streams(pool, n, seed, duration_s, snr_db_range)
+    if room_cache is not None:
+        streams = reverberant(streams, room_cache, seed)
     out = Path(out_dir)
     written = []
     for i, st in enumerate(streams):
         wav, _ = command_truth(st).write(out / f"{prefix}_{i:03d}.wav")
         written.append(wav)
     return written
+
+
+EVAL_ROOM_SEED = 1000  # the evaluation room bank; training draws RoomBankOptions().seed (0)
+
+
+def reverberant(streams: list[Any], room_cache: str | Path, seed: int,
+                bank_options: Any = None) -> list[Any]:
+    """Each stream convolved with one impulse response of the evaluation bank (RT60 0.2-1.0 s)."""
+    from hark.models.data.rooms import ChannelAugmenter, ChannelOptions, RoomBankOptions, room_bank
+
+    bank = room_bank(room_cache, bank_options or RoomBankOptions(seed=EVAL_ROOM_SEED))
+    only_room = ChannelOptions(room_p=1.0, eq_p=0.0, laptop_highpass_p=0.0, bandpass_p=0.0,
+                               telephone_p=0.0, mp3_p=0.0, clipping_p=0.0, noise_p=0.0,
+                               gain_db=(0.0, 0.0))
+    room = ChannelAugmenter(16000, bank, only_room)
+    rng = rng_for(seed, 77)
+    return [replace(st, audio=room(st.audio, rng)) for st in streams]
 
 
 def write_sound_streams(

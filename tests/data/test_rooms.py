@@ -63,3 +63,23 @@ def test_channel_chain_is_seeded_and_sets_snr(tmp_path) -> None:
     y = noise_only(word, np.random.default_rng(1))
     snr = 10 * np.log10(np.mean(word**2) / np.mean((y - word) ** 2))
     assert abs(snr - 10.0) < 0.5
+
+
+def test_reverberant_streams_use_the_evaluation_rooms(tmp_path) -> None:
+    """`synth speech --room`: a click gains a room's tail; the truth is unchanged; the rooms are
+    drawn from the evaluation bank, never the training one."""
+    from hark.live.events import Event
+    from hark.models.data.events import Stream
+    from hark.models.synth import EVAL_ROOM_SEED, reverberant
+
+    x = np.zeros(16000, np.float32)
+    x[4000] = 0.9
+    st = Stream(x, 16000, [Event("yes", 0.2, 0.4)])
+    opts = RoomBankOptions(n=2, rt60_range=(0.4, 0.6), seed=EVAL_ROOM_SEED)
+    (out,) = reverberant([st], tmp_path, 3, opts)
+    assert out.events == st.events and out.audio.shape == x.shape
+    tail = out.audio[4400:8000]
+    assert np.sqrt(np.mean(tail**2)) > 1e-4  # energy 25-250 ms after the click: reverberation
+    assert not np.any(x[4400:8000])
+    assert (out.audio == reverberant([st], tmp_path, 3, opts)[0].audio).all()  # seeded
+    assert room_bank(tmp_path, opts) != room_bank(tmp_path, RoomBankOptions(n=2, seed=0))
