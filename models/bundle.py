@@ -143,8 +143,8 @@ def steps_v2(work: Path) -> list[tuple[str, list[str]]]:
                                        blend, "--n", "10", *seed]),
         ("slt word streams in rooms", ["synth", "speech", f"{w}/eval/slt-rooms", "--tree", slt,
                                        "--n", "10", *seed, "--room", f"{w}/cache/rooms"]),
-        ("espeak test word streams", ["synth", "speech", f"{w}/eval/test-words", "--tree", multi,
-                                      "--n", "10", *seed]),
+        ("test-voice word streams", ["synth", "speech", f"{w}/eval/test-words", "--tree", multi,
+                                     "--n", "20", *seed]),
     ]
     for name, path in (("commands", cmd), ("commands-cnn", cnn)):
         out += [
