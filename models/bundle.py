@@ -125,15 +125,14 @@ def steps_v2(work: Path) -> list[tuple[str, list[str]]]:
         ("kokoro blend tree (test only)", ["synth", "tree", blend, "--engine", "kokoro",
                                            "--voices", "jf_nezumi*0.5+jm_kumo",
                                            "--n-per-word", "30", *seed, "--all-test"]),
-        # 12 epochs and 16 tuning streams: what fits a 3-hour session on 2 shared cores (the
-        # espeak-only bundle stopped early at 29 of 40 epochs; more epochs is the first knob)
-        ("train commands", ["train", "--arch", "rnn", "--data", multi, *seed, "--epochs", "12",
+        # the full recipe: about 5 min per epoch for each model on a shared 2-core machine
+        # (measured 2026-12-02), so 3-4 hours in all; the session-budget run is in the README
+        ("train commands", ["train", "--arch", "rnn", "--data", multi, *seed, "--epochs", "40",
                             "--patience", "6", "--threads", "1", *BIG_LSTM,
                             "--set", "dropout=0.25", "--negatives", prompts, "--channels", "0.5",
-                            "--rir-cache", f"{w}/cache/rooms", "--tune-streams", "16",
-                            "--test-streams", "4", "--out", f"{w}/commands"]),
+                            "--rir-cache", f"{w}/cache/rooms", "--out", f"{w}/commands"]),
         ("train commands-cnn", ["train", "--arch", "cnn", "--data", multi, *seed,
-                                "--epochs", "20", "--patience", "6", "--threads", "1",
+                                "--epochs", "40", "--patience", "6", "--threads", "1",
                                 "--out", f"{w}/commands-cnn"]),
         ("validation word streams", ["synth", "speech", val_words, "--tree", multi,
                                      "--split", "validation", "--n", "10", "--seed", "2"]),
