@@ -141,12 +141,13 @@ def clip_source(speaker: str, label: str) -> str:
     """Which synthesizer (or recording) a clip came from: its speaker key's first part.
 
     Tree speakers are ENGINE-VOICE (espeak-en-us, flite-awb, kokoro-af_heart*0.5+...); silence
-    clips, cut from noise, are their own source. Why: a tree that mixes engines must still report
-    each engine on its own, or a held-out engine's figure hides inside the average.
+    clips, cut from noise, are their own source; speakers without an engine part (Speech
+    Commands' hashed ids) are all one source, "other". Why: a tree that mixes engines must still
+    report each engine on its own, or a held-out engine's figure hides inside the average.
     """
     if label == "_silence_":
         return "_silence_"
-    return speaker.split("-", 1)[0] if "-" in speaker else speaker or "?"
+    return speaker.split("-", 1)[0] if "-" in speaker else "other"  # e.g. Speech Commands ids
 
 
 CLIP_BATCH = 64  # clips per unit of work: one clip is too little work to send on its own

@@ -183,3 +183,11 @@ def test_clip_eval_reports_each_source_of_a_mixed_tree(
     assert res["per_source"] == {"espeak": {"accuracy": 1.0, "n": 6},
                                  "flite": {"accuracy": 0.0, "n": 2}}
     assert "flite      accuracy 0.0000  (n=2)" in capsys.readouterr().out
+
+
+def test_speakers_without_an_engine_are_one_source() -> None:
+    from hark.models.evaluation import clip_source
+
+    assert clip_source("0a7c2a8d", "yes") == clip_source("1b2c3d4e", "no") == "other"
+    assert clip_source("kokoro-af_heart*0.5+am_adam", "up") == "kokoro"
+    assert clip_source("", "_silence_") == "_silence_"
