@@ -126,7 +126,7 @@ def steps_v2(work: Path) -> list[tuple[str, list[str]]]:
                                            "--voices", "jf_nezumi*0.5+jm_kumo",
                                            "--n-per-word", "30", *seed, "--all-test"]),
         # the full recipe: about 5 min per epoch for each model on a shared 2-core machine
-        # (measured 2026-12-02), so 3-4 hours in all; the session-budget run is in the README
+        # (measured 2026-12-02), so 3-6 hours in all; the session-budget run is in the README
         ("train commands", ["train", "--arch", "rnn", "--data", multi, *seed, "--epochs", "40",
                             "--patience", "6", "--threads", "1", *BIG_LSTM,
                             "--set", "dropout=0.25", "--negatives", prompts, "--channels", "0.5",
@@ -146,12 +146,10 @@ def steps_v2(work: Path) -> list[tuple[str, list[str]]]:
                                      "--n", "20", *seed]),
     ]
     for name, path in (("commands", cmd), ("commands-cnn", cnn)):
-        out += [
-            (f"{name}: operating point on validation (it prompts, validation streams)",
-             ["eval", "--model", path, "--negatives", it, "--audio", val_words,
-              "--det", f"{w}/{name}/det-validation", "--target-fa-per-hour", "2",
-              "--write-card", "operating_point"]),
-        ]
+        out.append((f"{name}: operating point on validation (it prompts, validation streams)",
+                    ["eval", "--model", path, "--negatives", it, "--audio", val_words,
+                     "--det", f"{w}/{name}/det-validation", "--target-fa-per-hour", "2",
+                     "--write-card", "operating_point"]))
         for what, data, key in (("test clips (per source)", multi, "test_clips"),
                                 ("slt clips", slt, "flite_slt_clips"),
                                 ("kokoro blend clips", blend, "kokoro_blend_clips")):
@@ -165,12 +163,10 @@ def steps_v2(work: Path) -> list[tuple[str, list[str]]]:
                                   ("test word streams", "test-words", "test_streams_words")):
             out.append((f"{name}: {what}", ["eval", "--model", path, "--audio",
                                             f"{w}/eval/{folder}", "--write-card", key]))
-        out += [
-            (f"{name}: ru false accepts", ["eval", "--model", path, "--negatives", ru,
-                                           "--det", f"{w}/{name}/det-ru",
-                                           "--audio", f"{w}/eval/slt-words",
-                                           "--write-card", "ru_false_accepts"]),
-        ]
+        out.append((f"{name}: ru false accepts", ["eval", "--model", path, "--negatives", ru,
+                                                  "--det", f"{w}/{name}/det-ru",
+                                                  "--audio", f"{w}/eval/slt-words",
+                                                  "--write-card", "ru_false_accepts"]))
     return out
 
 

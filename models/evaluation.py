@@ -145,8 +145,10 @@ def clip_source(speaker: str, label: str) -> str:
     Commands' hashed ids) are all one source, "other". Why: a tree that mixes engines must still
     report each engine on its own, or a held-out engine's figure hides inside the average.
     """
-    if label == "_silence_":
-        return "_silence_"
+    from hark.models.data.speech_commands import SILENCE
+
+    if label == SILENCE:
+        return SILENCE
     return speaker.split("-", 1)[0] if "-" in speaker else "other"  # e.g. Speech Commands ids
 
 

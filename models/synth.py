@@ -12,13 +12,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from hark.live.events import Event
 from hark.models.data.events import Stream
 from hark.models.data.speech_commands import COMMAND_WORDS, UNKNOWN
+
+if TYPE_CHECKING:
+    from hark.models.data.rooms import RoomBankOptions
 
 COMPLETE_MARK = ".complete"
 
@@ -208,8 +211,8 @@ def write_speech_streams(
 EVAL_ROOM_SEED = 1000  # the evaluation room bank; training draws RoomBankOptions().seed (0)
 
 
-def reverberant(streams: list[Any], room_cache: str | Path, seed: int,
-                bank_options: Any = None) -> list[Any]:
+def reverberant(streams: list[Stream], room_cache: str | Path, seed: int,
+                bank_options: RoomBankOptions | None = None) -> list[Stream]:
     """Each stream convolved with one impulse response of the evaluation bank (RT60 0.2-1.0 s)."""
     from hark.models.data.rooms import ChannelAugmenter, ChannelOptions, RoomBankOptions, room_bank
 
