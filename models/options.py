@@ -60,6 +60,8 @@ class TrainOptions:
     test_streams: int = 20
     test_stream_s: float = 60.0
     tune: bool = _h(True, "keep the default smoothing (no validation streams, no stream test)")
+    prefetch: bool = _h(True, "build each epoch's data before its fit, not in a worker process "
+                        "while the previous epoch trains")
     overrides: dict[str, Any] = field(default_factory=dict)
     verbose: int | None = None
 

@@ -54,6 +54,7 @@ from hark.models.datasets import (
     voice_augment,
 )
 from hark.models.options import TrainOptions
+from hark.models.prefetch import EpochData
 from hark.models.synth import ensure_tree
 
 Log = Callable[[str], None]
@@ -117,15 +118,24 @@ def fit(
     """Epoch loop with fresh training data per epoch; the best weights are kept.
 
     The learning rate halves after every 2 epochs without a better validation loss; training
-    stops after `patience` such epochs.
+    stops after `patience` such epochs. With opts.prefetch the next epoch's data is built in a
+    worker process while this one trains (models.prefetch); it is the same data either way.
     """
     verbose = opts.verbose if opts.verbose is not None else (1 if sys.stdout.isatty() else 2)
+    data = EpochData(make_train, opts.epochs, ahead=opts.prefetch)
+    with data:
+        history = _epochs(model, data, val, opts, log, verbose)
+    return history
+
+
+def _epochs(model: Any, data: EpochData[tuple[Any, Any, Any]], val: tuple[Any, Any],
+            opts: TrainOptions, log: Log, verbose: int) -> list[dict[str, float]]:
     best, best_weights, wait = math.inf, model.get_weights(), 0
     lr = opts.learning_rate
     history: list[dict[str, float]] = []
     for epoch in range(opts.epochs):
         t0 = time.perf_counter()
-        x, y, w = make_train(epoch)
+        x, y, w = data.get(epoch)
         t_data = time.perf_counter() - t0
         model.optimizer.learning_rate.assign(lr)
         h = model.fit(x, y, sample_weight=w, batch_size=opts.batch_size, epochs=1,
@@ -144,7 +154,7 @@ def fit(
         log(f"epoch {epoch + 1}/{opts.epochs}: loss {rec['loss']:.4f} val_loss "
             f"{rec['val_loss']:.4f}{' (best)' if improved else ''}  "
             + "  ".join(f"{k} {v:.4f}" for k, v in rec.items() if "acc" in k)
-            + f"  [{rec['seconds']:.0f} s]")
+            + f"  [{rec['seconds']:.0f} s, {t_data:.0f} s of it waiting for data]")
         if wait >= opts.patience:
             log(f"early stop: no val_loss improvement for {opts.patience} epochs")
             break
