@@ -39,10 +39,11 @@ class TrainOptions:
     onset_crops: float = _h(0.5, "rnn commands: fraction of training crops that start at a "
                             "word onset (default 0.5)")
     spec_augment: bool = _h(True, "rnn: no level jitter / frequency masks on the training crops")
-    freq_warp: float = _h(0.0, "rnn: stretch each crop's mel axis by a factor in [1-W, 1+W] "
-                          "(e.g. 0.1; default 0: off)")
-    tilt_db: float = _h(0.0, "rnn: a random smooth EQ of up to +-DB across the bands per crop "
-                        "(default 0: off)")
+    freq_warp: float = _h(0.0, "rnn and spectrogram clip models (cnn, fusion): stretch each "
+                          "crop's frequency axis by a factor in [1-W, 1+W] (e.g. 0.1; default 0: "
+                          "off)")
+    tilt_db: float = _h(0.0, "rnn, cnn, fusion: a random smooth EQ of up to +-DB across the bands "
+                        "per crop (default 0: off)")
     channels: float = _h(0.0, "rnn commands: share of training streams played through a "
                          "simulated room, microphone and channel (reverb, EQ, laptop high-pass, "
                          "telephone, MP3, clipping; models.data.rooms; default 0: off)")

@@ -222,9 +222,16 @@ def _train_clips(opts: TrainOptions, keras: Any, log: Log) -> TrainResult:
     val_x = model_inputs(opts.arch, clip_features(val_audio, spec, sr, norm))
     weights = _sqrt_balanced(tr.y, len(labels))
 
+    voice = _voice_augment_on(opts)
+    if voice and spec.kind == "raw":
+        raise ValueError(f"--freq-warp / --tilt-db act on spectra; {opts.arch} takes raw audio")
+
     def make_train(epoch: int) -> tuple[Any, Any, Any]:
         rng = np.random.default_rng([opts.seed, 1, epoch])
         feats = clip_features(aug.batch(tr.audio, rng), spec, sr, norm)
+        if voice:
+            feats = voice_augment(feats, np.random.default_rng([opts.seed, 3, epoch]), norm,
+                                  warp=opts.freq_warp, tilt_db=opts.tilt_db)
         return model_inputs(opts.arch, feats), tr.y, weights
 
     fixed: dict[str, Any] = {"n_samples": sr}
@@ -248,12 +255,22 @@ def _train_clips(opts: TrainOptions, keras: Any, log: Log) -> TrainResult:
         vad=VadSpec(enabled=True),
         window_s=1.0,
         stride_s=0.1,
-        provenance=_provenance(opts, cfg, tree),
+        provenance={**_provenance(opts, cfg, tree), **_voice_provenance(opts)},
     )
     onnx_path = export_model(built, req, opts.out)
     log(f"exported {onnx_path}")
     evaluation = assess.clip_model(opts, onnx_path, tree, data, log)
     return TrainResult(onnx_path, history, evaluation, 0.0)
+
+
+def _voice_augment_on(opts: TrainOptions) -> bool:
+    return opts.freq_warp > 0 or opts.tilt_db > 0
+
+
+def _voice_provenance(opts: TrainOptions) -> dict[str, float]:
+    """The voice augmentation in the card, only when it was on (older cards stay as they were)."""
+    return {"freq_warp": opts.freq_warp, "tilt_db": opts.tilt_db} if _voice_augment_on(opts) \
+        else {}
 
 
 def replace_smoothing(spec: SmoothingSpec, **changes: Any) -> SmoothingSpec:
@@ -331,7 +348,7 @@ def _train_frames(opts: TrainOptions, keras: Any, log: Log) -> TrainResult:
         x, y = crops(fs, opts.seq_frames, rng, at_onset=at_onset)
         if opts.spec_augment:
             x = spec_augment(x, rng, norm)
-        if opts.freq_warp > 0 or opts.tilt_db > 0:
+        if _voice_augment_on(opts):
             x = voice_augment(x, rng, norm, warp=opts.freq_warp, tilt_db=opts.tilt_db)
         return x, y, None
 
@@ -355,9 +372,7 @@ def _train_frames(opts: TrainOptions, keras: Any, log: Log) -> TrainResult:
         vad=VadSpec(enabled=not multilabel),
         provenance={**_provenance(opts, cfg, tree), "target_delay_ms": 1000 * delay,
                     "target_tail_ms": 1000 * tail, "onset_crops": at_onset,
-                    "spec_augment": opts.spec_augment,
-                    **({"freq_warp": opts.freq_warp, "tilt_db": opts.tilt_db}
-                       if opts.freq_warp > 0 or opts.tilt_db > 0 else {})},
+                    "spec_augment": opts.spec_augment, **_voice_provenance(opts)},
     )
     onnx_path = export_model(built, req, opts.out)
     log(f"exported {onnx_path}")

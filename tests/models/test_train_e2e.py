@@ -60,10 +60,12 @@ def test_clip_architectures_train_export_replay(
     arch: str, tiny_tree: Path, stream: Path, tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    res = _train(arch, tmp_path / arch, tiny_tree, tune=arch == "cnn")
+    voice = {"freq_warp": 0.1, "tilt_db": 4.0} if arch in ("cnn", "fusion") else {}
+    res = _train(arch, tmp_path / arch, tiny_tree, tune=arch == "cnn", **voice)
     assert res.onnx_path.is_file() and res.onnx_path.with_suffix(".keras").is_file()
     card = _check_card(res.onnx_path, 12)
     assert card["window_s"] == 1.0 and card["stride_s"] == 0.1
+    assert {k: card["provenance"][k] for k in voice} == voice
     assert 0.0 <= card["evaluation"]["test_clips"]["accuracy"] <= 1.0
     report = tmp_path / arch / "report"
     for f in ("test_clips.txt", "test_clips.json", "test_clips.png", "history.json"):
@@ -72,6 +74,11 @@ def test_clip_architectures_train_export_replay(
         assert "validation_smoothing" in card["evaluation"]
         assert "event_f1" in card["evaluation"]["test_streams"]["words"]
     _replays(res.onnx_path, stream, capsys)
+
+
+def test_voice_augmentation_needs_a_spectrum(tiny_tree: Path, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="raw audio"):
+        _train("wave1d", tmp_path / "w", tiny_tree, freq_warp=0.1)
 
 
 def test_rnn_commands_streams_and_matches_keras(
