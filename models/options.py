@@ -61,6 +61,9 @@ class TrainOptions:
     test_streams: int = 20
     test_stream_s: float = 60.0
     tune: bool = _h(True, "keep the default smoothing (no validation streams, no stream test)")
+    max_minutes: float | None = _h(None, "stop after the first epoch that ends past this many "
+                                   "minutes of fitting (best weights kept; the result then "
+                                   "depends on the machine's speed; default: no limit)")
     prefetch: bool = _h(True, "build each epoch's data before its fit, not in a worker process "
                         "while the previous epoch trains")
     overrides: dict[str, Any] = field(default_factory=dict)

@@ -133,6 +133,7 @@ def _epochs(model: Any, data: EpochData[tuple[Any, Any, Any]], val: tuple[Any, A
     best, best_weights, wait = math.inf, model.get_weights(), 0
     lr = opts.learning_rate
     history: list[dict[str, float]] = []
+    t_start = time.perf_counter()
     for epoch in range(opts.epochs):
         t0 = time.perf_counter()
         x, y, w = data.get(epoch)
@@ -157,6 +158,11 @@ def _epochs(model: Any, data: EpochData[tuple[Any, Any, Any]], val: tuple[Any, A
             + f"  [{rec['seconds']:.0f} s, {t_data:.0f} s of it waiting for data]")
         if wait >= opts.patience:
             log(f"early stop: no val_loss improvement for {opts.patience} epochs")
+            break
+        spent = (time.perf_counter() - t_start) / 60.0
+        if opts.max_minutes is not None and epoch + 1 < opts.epochs and spent >= opts.max_minutes:
+            log(f"time budget: {spent:.1f} min of fitting >= --max-minutes {opts.max_minutes:g}; "
+                f"stopping after epoch {epoch + 1} with the best weights")
             break
     model.set_weights(best_weights)
     return history
@@ -427,6 +433,7 @@ def _provenance(opts: TrainOptions, cfg: Any, tree: Path | None) -> dict[str, An
         "synth_per_word": opts.synth,
         "epochs_max": opts.epochs,
         **({"channels": opts.channels} if opts.channels > 0 else {}),
+        **({"max_minutes": opts.max_minutes} if opts.max_minutes is not None else {}),
         **({"real_speech_negatives": str(opts.negatives), "negative_share": opts.negative_share}
            if opts.negatives is not None else {}),
     }

@@ -81,6 +81,15 @@ def test_voice_augmentation_needs_a_spectrum(tiny_tree: Path, tmp_path: Path) ->
         _train("wave1d", tmp_path / "w", tiny_tree, freq_warp=0.1)
 
 
+def test_a_time_budget_stops_after_the_epoch_that_passes_it(tiny_tree: Path,
+                                                            tmp_path: Path) -> None:
+    res = _train("cnn", tmp_path / "c", tiny_tree, epochs=4, patience=9, max_minutes=0.0,
+                 tune=False)
+    assert len(res.history) == 1
+    prov = json.loads(res.onnx_path.with_suffix(".json").read_text())["provenance"]
+    assert prov["max_minutes"] == 0.0 and prov["epochs_run"] == 1 and prov["epochs_max"] == 4
+
+
 def test_rnn_commands_streams_and_matches_keras(
     tiny_tree: Path, stream: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
