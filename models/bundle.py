@@ -25,7 +25,9 @@ N_PER_WORD = 1000
 FLITE_PER_WORD = 60
 SOUND_STREAMS = 800
 BIG_LSTM = ["--set", "units=[128,128]", "--set", "input_dense=128"]
-VOICE_AUG = ["--freq-warp", "0.1", "--tilt-db", "6"]  # another vocal tract and microphone per crop
+# another vocal tract and microphone per clip (for the LSTM on espeak-only data it did not help:
+# README)
+VOICE_AUG = ["--freq-warp", "0.1", "--tilt-db", "6"]
 
 
 def steps(work: Path) -> list[tuple[str, list[str]]]:
@@ -133,7 +135,7 @@ def steps_v2(work: Path) -> list[tuple[str, list[str]]]:
                             "--patience", "5", "--threads", "2", *BIG_LSTM,
                             "--set", "dropout=0.25", "--negatives", prompts, "--channels", "0.5",
                             "--rir-cache", f"{w}/cache/rooms", "--streams-per-epoch", "600",
-                            *VOICE_AUG, "--tune-streams", "16", "--test-streams", "4",
+                            "--tune-streams", "16", "--test-streams", "4",
                             "--out", f"{w}/commands"]),
         ("train commands-cnn", ["train", "--arch", "cnn", "--data", multi, *seed,
                                 "--epochs", "16", "--patience", "5", "--threads", "1", *VOICE_AUG,
@@ -184,8 +186,9 @@ def run(work: Path, install: bool, only: set[str] | None = None,
     """Run every step of a recipe (or those naming one of `only`); return their timings."""
     make_steps, built = RECIPES[recipe]
     log = []
-    for what, args in make_steps(work):
-        if only and not any(o in what for o in only):
+    steps = make_steps(work)
+    for what, args in steps:
+        if only and not selected(what, only, {w for w, _ in steps}):
             continue
         line = "hark " + " ".join(shlex.quote(a) for a in args)
         print(f"== {what}: {line}", flush=True)
@@ -199,16 +202,41 @@ def run(work: Path, install: bool, only: set[str] | None = None,
         from hark.models.demo import write_demo
 
         dest = bundled_dir()
-        dest.mkdir(parents=True, exist_ok=True)
-        for name in built:
-            if only and not (work / name / f"{name}.onnx").is_file():
-                continue
-            for ext in (".onnx", ".json"):
-                shutil.copy2(work / name / f"{name}{ext}", dest / f"{name}{ext}")
+        names = [n for n in built if not only or (work / n / f"{n}.onnx").is_file()]
+        install_models(work, names, dest)
         write_demo(dest / "demo.wav")
         print(f"installed into {dest}")
     (work / "bundle_log.json").write_text(json.dumps(log, indent=1) + "\n")
     return log
+
+
+def selected(what: str, only: set[str], names: set[str]) -> bool:
+    """Whether --only picks step `what`.
+
+    A word that is a step's whole name picks that step alone ("train commands" is not also
+    "train commands-cnn"); any other word picks every step naming it.
+    """
+    return any(o == what or (o not in names and o in what) for o in only)
+
+
+def install_models(work: Path, names: list[str], dest: Path) -> list[Path]:
+    """Copy WORK/NAME/NAME.onnx and its card into dest, with a window model's streaming pair.
+
+    The card names its pair (NAME.front.onnx + NAME.head.onnx); a stale pair left beside a new
+    card would not match it, so a pair the new model lacks is removed.
+    """
+    dest.mkdir(parents=True, exist_ok=True)
+    copied = []
+    for name in names:
+        for ext in (".onnx", ".json", ".front.onnx", ".head.onnx"):
+            src, dst = work / name / f"{name}{ext}", dest / f"{name}{ext}"
+            if src.is_file():
+                copied.append(Path(shutil.copy2(src, dst)))
+            elif ext in (".onnx", ".json"):
+                raise FileNotFoundError(f"{src}: not built")
+            else:
+                dst.unlink(missing_ok=True)
+    return copied
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -216,7 +244,9 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     p.add_argument("--work", type=Path, default=Path("out/bundle"))
     p.add_argument("--install", action="store_true", help="copy the results to models/bundled/")
-    p.add_argument("--only", nargs="*", default=None, help="run only steps naming these words")
+    p.add_argument("--only", nargs="*", default=None,
+                   help="run only these steps (a step's whole name) or the steps naming these "
+                   "words")
     p.add_argument("--recipe", choices=sorted(RECIPES), default="v1",
                    help="v1: espeak-ng only (the earlier bundle); v2: several synthesizers, "
                    "real-speech negatives, rooms and channels (issue 11)")

@@ -24,3 +24,32 @@ def test_recipe_steps_parse(recipe: str, tmp_path: Path) -> None:
     if recipe == "v2":  # the held-out sources never feed training
         train = [a for _, a in steps if a[0] == "train"]
         assert all("ru" not in " ".join(a) and "slt" not in " ".join(a) for a in train)
+
+
+def test_install_copies_a_window_models_streaming_pair_and_drops_a_stale_one(
+    tmp_path: Path,
+) -> None:
+    work, dest = tmp_path / "work", tmp_path / "bundled"
+    for name, exts in (("commands-cnn", (".onnx", ".json", ".front.onnx", ".head.onnx")),
+                       ("commands", (".onnx", ".json"))):
+        (work / name).mkdir(parents=True)
+        for ext in exts:
+            (work / name / f"{name}{ext}").write_text(f"new {name}{ext}")
+    dest.mkdir()
+    (dest / "commands.front.onnx").write_text("stale")
+    (dest / "commands-cnn.head.onnx").write_text("old")
+    bundle.install_models(work, ["commands-cnn", "commands"], dest)
+    assert (dest / "commands-cnn.head.onnx").read_text() == "new commands-cnn.head.onnx"
+    assert (dest / "commands-cnn.front.onnx").is_file()
+    assert (dest / "commands.json").read_text() == "new commands.json"
+    assert not (dest / "commands.front.onnx").exists()
+    with pytest.raises(FileNotFoundError, match="sounds.onnx"):
+        bundle.install_models(work, ["sounds"], dest)
+
+
+def test_only_picks_a_whole_step_name_alone_and_words_by_substring(tmp_path: Path) -> None:
+    names = {w for w, _ in bundle.steps_v2(tmp_path)}
+    picked = {w for w in names if bundle.selected(w, {"train commands"}, names)}
+    assert picked == {"train commands"}
+    picked = {w for w in names if bundle.selected(w, {"ru false accepts"}, names)}
+    assert picked == {"commands: ru false accepts", "commands-cnn: ru false accepts"}
