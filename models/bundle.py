@@ -138,7 +138,7 @@ def steps_v2(work: Path) -> list[tuple[str, list[str]]]:
                             "--tune-streams", "16", "--test-streams", "4",
                             "--out", f"{w}/commands"]),
         ("train commands-cnn", ["train", "--arch", "cnn", "--data", multi, *seed,
-                                "--epochs", "16", "--patience", "5", "--threads", "1", *VOICE_AUG,
+                                "--epochs", "40", "--patience", "6", "--threads", "1", *VOICE_AUG,
                                 "--tune-streams", "16", "--test-streams", "4",
                                 "--out", f"{w}/commands-cnn"]),
         ("validation word streams", ["synth", "speech", val_words, "--tree", multi,

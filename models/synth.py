@@ -10,6 +10,7 @@ Everything is seeded: the same arguments write the same files.
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from hark.models.data.rooms import RoomBankOptions
 
 COMPLETE_MARK = ".complete"
+PARTIAL_MARK = ".building"  # written first: an interrupted build of the same tree starts again
 
 
 def unknown_per_word(n_per_word: int) -> int:
@@ -126,8 +128,14 @@ def ensure_tree(
     key = f"{what} n_per_word={n_per_word} seed={seed} all_test={all_test}\n"
     if mark.is_file() and mark.read_text() == key:
         return out
+    partial = out / PARTIAL_MARK
     if out.exists() and any(out.iterdir()):
-        raise FileExistsError(f"{out} holds another data set; remove it or pick another folder")
+        if not (partial.is_file() and partial.read_text() == key and not mark.exists()):
+            raise FileExistsError(f"{out} holds another data set; remove it or pick another "
+                                  "folder")
+        shutil.rmtree(out)  # our own interrupted build of this very tree: make it again
+    out.mkdir(parents=True, exist_ok=True)
+    partial.write_text(key)
     if src == TreeSources(engines=((engine, 1.0),)):
         generate_speech_commands(
             out,
@@ -163,6 +171,7 @@ def ensure_tree(
         (out / TESTING_LIST).write_text("".join(f"{c}\n" for c in clips))
         (out / VALIDATION_LIST).write_text("")
     mark.write_text(key)
+    partial.unlink()
     return out
 
 

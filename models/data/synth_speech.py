@@ -208,7 +208,7 @@ def generate_speech_commands(
             raise ValueError(f"engine must be one of {ENGINES}, not {e!r}")
     opts = options or SpeechSetOptions()
     root = Path(out_dir)
-    if root.exists() and any(root.iterdir()):
+    if root.exists() and any(not p.name.startswith(".") for p in root.iterdir()):
         raise FileExistsError(f"{root} is not empty; generate into a new folder")
     pool = tuple(voices) if voices is not None else tuple(
         v for e in weights for v in voices_for(e))

@@ -102,3 +102,28 @@ def test_processes_assembling_the_kokoro_model_at_once_all_get_it(tmp_path) -> N
     assert [p.returncode for p in procs] == [0] * n, [err[-300:] for _, err in outs]
     paths = {out.strip() for out, _ in outs}
     assert len(paths) == 1 and os.path.getsize(paths.pop()) > 10_000_000
+
+
+def test_an_interrupted_tree_build_starts_again_and_a_foreign_folder_is_refused(tmp_path) -> None:
+    from hark.models.synth import COMPLETE_MARK, PARTIAL_MARK, ensure_tree
+
+    root = ensure_tree(tmp_path / "t", 2, seed=3)
+    key = (root / COMPLETE_MARK).read_text()
+    want = sorted(p.relative_to(root).as_posix() for p in root.rglob("*.wav"))
+    assert not (root / PARTIAL_MARK).exists()
+    # as a killed build leaves it: its own mark, no completion mark, half the files
+    (root / COMPLETE_MARK).unlink()
+    (root / PARTIAL_MARK).write_text(key)
+    for p in list(root.glob("yes/*.wav")):
+        p.unlink()
+    (root / "yes" / "half-written.wav").write_bytes(b"RIFF")
+    ensure_tree(root, 2, seed=3)
+    assert sorted(p.relative_to(root).as_posix() for p in root.rglob("*.wav")) == want
+    assert (root / COMPLETE_MARK).read_text() == key and not (root / PARTIAL_MARK).exists()
+
+    foreign = tmp_path / "mine"
+    (foreign / "yes").mkdir(parents=True)
+    (foreign / PARTIAL_MARK).write_text("another tree\n")
+    with pytest.raises(FileExistsError, match="another data set"):
+        ensure_tree(foreign, 2, seed=3)
+    assert (foreign / "yes").is_dir()
