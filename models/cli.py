@@ -95,7 +95,8 @@ def register(subparsers: Any) -> None:
         "seq_frames", "target_delay_ms", "target_tail_ms", "onset_crops", "spec_augment",
         "streams_per_epoch", "freq_warp", "tilt_db", "channels", "rir_cache", "negatives",
         "negative_share", "val_streams", "tune_streams",
-        "test_streams", "test_stream_s", "tune", "prefetch", "max_minutes"])
+        "test_streams", "test_stream_s", "tune", "prefetch", "max_minutes",
+        "init_from"])
     t.set_defaults(func=run_train, train_flags=train_flags)
 
     e = subparsers.add_parser(

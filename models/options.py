@@ -61,6 +61,9 @@ class TrainOptions:
     test_streams: int = 20
     test_stream_s: float = 60.0
     tune: bool = _h(True, "keep the default smoothing (no validation streams, no stream test)")
+    init_from: Path | None = _h(None, "go on training from this hark-trained model (NAME.onnx "
+                                "or NAME.keras, with NAME.json beside it): its weights, "
+                                "normalisation and architecture; same --arch and labels")
     max_minutes: float | None = _h(None, "stop after the first epoch that ends past this many "
                                    "minutes of fitting (best weights kept; the result then "
                                    "depends on the machine's speed; default: no limit)")

@@ -220,8 +220,9 @@ def _train_clips(opts: TrainOptions, keras: Any, log: Log) -> TrainResult:
         f"at {sr} Hz; labels {', '.join(labels)}")
     bank = tuple(n[: int(0.8 * n.size)] for n in data.noise)  # the training region only
     aug = augmenter(sr, bank)
-    norm = None
-    if spec.kind != "raw":
+    start = warm_start(opts, labels)
+    norm = start.norm if start is not None else None
+    if spec.kind != "raw" and start is None:
         first = clip_features(aug.batch(tr.audio, np.random.default_rng([opts.seed, 0])), spec, sr)
         norm = fit_normalization(first)
     val_audio = aug.batch(va.audio, np.random.default_rng([opts.seed, 99]))
@@ -243,8 +244,10 @@ def _train_clips(opts: TrainOptions, keras: Any, log: Log) -> TrainResult:
     fixed: dict[str, Any] = {"n_samples": sr}
     if spec.kind != "raw":
         fixed.update(n_frames=n_frames_for(sr, spec, sr), n_bins=spec.n_bins(sr))
-    cfg = make_config(opts.arch, opts.overrides, **fixed)
+    cfg = make_config(opts.arch, _config_overrides(opts, start), **fixed)
     built = A.build(opts.arch, cfg, len(labels), seed=opts.seed)
+    if start is not None:
+        start.load_into(built.model, keras, log)
     built.model.compile(keras.optimizers.Adam(opts.learning_rate),
                         "sparse_categorical_crossentropy", metrics=["accuracy"])
     log(f"{opts.arch}: {built.model.count_params()} parameters; config {cfg}")
@@ -261,12 +264,81 @@ def _train_clips(opts: TrainOptions, keras: Any, log: Log) -> TrainResult:
         vad=VadSpec(enabled=True),
         window_s=1.0,
         stride_s=0.1,
-        provenance={**_provenance(opts, cfg, tree), **_voice_provenance(opts)},
+        provenance={**_provenance(opts, cfg, tree), **_voice_provenance(opts),
+                    **_start_provenance(start)},
     )
     onnx_path = export_model(built, req, opts.out)
     log(f"exported {onnx_path}")
     evaluation = assess.clip_model(opts, onnx_path, tree, data, log)
     return TrainResult(onnx_path, history, evaluation, 0.0)
+
+
+@dataclass(frozen=True)
+class WarmStart:
+    """A trained model to go on from (--init-from): its weights, normalisation and config.
+
+    The features must be normalised as the weights learnt them, so the card's normalisation is
+    kept rather than refitted, and the architecture is the card's (--set may only repeat it).
+    """
+
+    keras_path: Path
+    norm: Any
+    config: dict[str, Any]
+
+    def load_into(self, model: Any, keras: Any, log: Log) -> None:
+        """Copy the trained weights into the freshly built model (same shapes or an error)."""
+        src = keras.models.load_model(self.keras_path, compile=False)
+        want = [w.shape for w in model.get_weights()]
+        got = [w.shape for w in src.get_weights()]
+        if want != got:
+            raise ValueError(f"--init-from {self.keras_path}: its weights do not fit this "
+                             f"architecture ({len(got)} arrays, {len(want)} expected)")
+        model.set_weights(src.get_weights())
+        log(f"weights from {self.keras_path} (normalisation and config from its card)")
+
+
+def warm_start(opts: TrainOptions, labels: tuple[str, ...]) -> WarmStart | None:
+    """The --init-from model, checked against this run: same architecture, same labels."""
+    if opts.init_from is None:
+        return None
+    from hark.live.card import CardError, load_card
+
+    keras_path = opts.init_from.with_suffix(".keras")
+    card_path = opts.init_from.with_suffix(".json")
+    for f in (keras_path, card_path):
+        if not f.is_file():
+            raise FileNotFoundError(f"--init-from {opts.init_from}: no {f.name} beside it "
+                                    "(hark train writes NAME.keras with NAME.onnx and NAME.json)")
+    try:
+        card = load_card(card_path)
+    except CardError as e:
+        raise ValueError(f"--init-from {card_path}: {e}") from None
+    arch = card.provenance.get("arch")
+    if arch != opts.arch:
+        raise ValueError(f"--init-from {opts.init_from}: a {arch} model, not --arch {opts.arch}")
+    if tuple(card.labels) != tuple(labels):
+        raise ValueError(f"--init-from {opts.init_from}: labels {', '.join(card.labels)} differ "
+                         f"from this data's {', '.join(labels)}")
+    norm = card.normalization.get(card.inputs[0].frontend) if card.normalization else None
+    config = dict(card.provenance.get("config") or {})
+    clash = {k: v for k, v in opts.overrides.items()
+             if k in config and _as_config(v) != _as_config(config[k])}
+    if clash:
+        raise ValueError(f"--init-from {opts.init_from}: --set {sorted(clash)} differ from the "
+                         "trained model's architecture")
+    return WarmStart(keras_path, norm, config)
+
+
+def _as_config(v: Any) -> Any:
+    return tuple(v) if isinstance(v, list) else v
+
+
+def _config_overrides(opts: TrainOptions, start: WarmStart | None) -> dict[str, Any]:
+    return {**start.config, **opts.overrides} if start is not None else opts.overrides
+
+
+def _start_provenance(start: WarmStart | None) -> dict[str, Any]:
+    return {"init_from": str(start.keras_path)} if start is not None else {}
 
 
 def _voice_augment_on(opts: TrainOptions) -> bool:
@@ -341,7 +413,8 @@ def _train_frames(opts: TrainOptions, keras: Any, log: Log) -> TrainResult:
         val_list = speech_streams(val_pool, n_val, seed=sub_seed(opts.seed, 2, 0))
 
     first = train_streams(0)
-    norm = fit_normalization(np.concatenate(
+    start = warm_start(opts, labels)
+    norm = start.norm if start is not None else fit_normalization(np.concatenate(
         stream_frames(first[:50], labels, multilabel, spec, sr).feats))
     val_set = stream_frames(val_list, labels, multilabel, spec, sr, norm, delay, tail_s=tail)
     val_x, val_y = crops(val_set, min(3000, max(len(f) for f in val_set.feats)),
@@ -358,9 +431,11 @@ def _train_frames(opts: TrainOptions, keras: Any, log: Log) -> TrainResult:
             x = voice_augment(x, rng, norm, warp=opts.freq_warp, tilt_db=opts.tilt_db)
         return x, y, None
 
-    cfg = make_config("rnn", opts.overrides, n_bins=spec.n_bins(sr),
+    cfg = make_config("rnn", _config_overrides(opts, start), n_bins=spec.n_bins(sr),
                       task=A.MULTILABEL if multilabel else A.MULTICLASS)
     built = A.build("rnn", cfg, len(labels), seed=opts.seed)
+    if start is not None:
+        start.load_into(built.model, keras, log)
     loss = "binary_crossentropy" if multilabel else "sparse_categorical_crossentropy"
     metric = keras.metrics.BinaryAccuracy(name="frame_acc") if multilabel else \
         keras.metrics.SparseCategoricalAccuracy(name="frame_acc")
@@ -378,7 +453,8 @@ def _train_frames(opts: TrainOptions, keras: Any, log: Log) -> TrainResult:
         vad=VadSpec(enabled=not multilabel),
         provenance={**_provenance(opts, cfg, tree), "target_delay_ms": 1000 * delay,
                     "target_tail_ms": 1000 * tail, "onset_crops": at_onset,
-                    "spec_augment": opts.spec_augment, **_voice_provenance(opts)},
+                    "spec_augment": opts.spec_augment, **_voice_provenance(opts),
+                    **_start_provenance(start)},
     )
     onnx_path = export_model(built, req, opts.out)
     log(f"exported {onnx_path}")

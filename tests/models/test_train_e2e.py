@@ -90,6 +90,34 @@ def test_a_time_budget_stops_after_the_epoch_that_passes_it(tiny_tree: Path,
     assert prov["max_minutes"] == 0.0 and prov["epochs_run"] == 1 and prov["epochs_max"] == 4
 
 
+def test_init_from_goes_on_from_the_trained_weights_and_normalisation(tiny_tree: Path,
+                                                                     tmp_path: Path) -> None:
+    import keras
+
+    base = _train("rnn", tmp_path / "base", tiny_tree, seq_frames=200, tune=False,
+                  overrides={"units": [32]})
+    # a learning rate too small to move anything: the weights out are the weights in
+    more = _train("rnn", tmp_path / "more", tiny_tree, seq_frames=200, tune=False, seed=8,
+                  learning_rate=1e-12, init_from=base.onnx_path)
+    a, b = (keras.models.load_model(r.onnx_path.with_suffix(".keras"), compile=False)
+            for r in (base, more))
+    wa, wb = ([w.numpy() for w in m.trainable_weights] for m in (a, b))
+    assert len(wa) == len(wb) > 2
+    for x, y in zip(wa, wb, strict=True):
+        np.testing.assert_allclose(x, y, atol=1e-6)
+    cards = [json.loads(r.onnx_path.with_suffix(".json").read_text()) for r in (base, more)]
+    assert cards[1]["normalization"] == cards[0]["normalization"]
+    assert cards[1]["provenance"]["config"]["units"] == [32]
+    assert cards[1]["provenance"]["init_from"] == str(base.onnx_path.with_suffix(".keras"))
+    with pytest.raises(ValueError, match="not --arch cnn"):
+        _train("cnn", tmp_path / "c", tiny_tree, init_from=base.onnx_path)
+    with pytest.raises(ValueError, match="differ from the trained model"):
+        _train("rnn", tmp_path / "r", tiny_tree, init_from=base.onnx_path,
+               overrides={"units": [64]})
+    with pytest.raises(FileNotFoundError, match="no nothing.keras"):
+        _train("rnn", tmp_path / "n", tiny_tree, init_from=tmp_path / "nothing.onnx")
+
+
 def test_rnn_commands_streams_and_matches_keras(
     tiny_tree: Path, stream: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
