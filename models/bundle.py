@@ -111,6 +111,8 @@ def steps_v2(work: Path) -> list[tuple[str, list[str]]]:
     prompts = f"{w}/data/prompts"
     val_words = f"{w}/val/words"
     cache = ["--cache", f"{w}/cache"]
+    rnn_data = ["--negatives", prompts, "--channels", "0.5", "--rir-cache", f"{w}/cache/rooms",
+                "--streams-per-epoch", "600"]
     out: list[tuple[str, list[str]]] = [
         ("multi tree", ["synth", "tree", multi, "--n-per-word", str(N_PER_WORD), *seed,
                         "--engine", "espeak-ng:0.6", "--engine", "flite:0.35",
@@ -131,12 +133,15 @@ def steps_v2(work: Path) -> list[tuple[str, list[str]]]:
         # sized to fit one session on a shared 2-core machine beside each other: each epoch's
         # data is built in a worker while the previous epoch fits (models.prefetch); the card
         # search uses 16 validation streams; the recipe's own evaluations follow below
-        ("train commands", ["train", "--arch", "rnn", "--data", multi, *seed, "--epochs", "16",
-                            "--patience", "5", "--threads", "2", *BIG_LSTM,
-                            "--set", "dropout=0.25", "--negatives", prompts, "--channels", "0.5",
-                            "--rir-cache", f"{w}/cache/rooms", "--streams-per-epoch", "600",
-                            "--tune-streams", "16", "--test-streams", "4",
-                            "--out", f"{w}/commands"]),
+        ("train commands, first 16 epochs", [
+            "train", "--arch", "rnn", "--data", multi, *seed, "--epochs", "16", "--patience", "5",
+            "--threads", "2", *BIG_LSTM, "--set", "dropout=0.25", *rnn_data, "--no-tune",
+            "--out", f"{w}/commands-base"]),
+        # still improving at epoch 16: go on from its weights with fresh streams (seed 2)
+        ("train commands", [
+            "train", "--arch", "rnn", "--data", multi, "--seed", "2", "--epochs", "14",
+            "--patience", "5", "--threads", "2", "--init-from", f"{w}/commands-base/commands.onnx",
+            *rnn_data, "--tune-streams", "16", "--test-streams", "4", "--out", f"{w}/commands"]),
         ("train commands-cnn", ["train", "--arch", "cnn", "--data", multi, *seed,
                                 "--epochs", "40", "--patience", "6", "--threads", "1", *VOICE_AUG,
                                 "--tune-streams", "16", "--test-streams", "4",
