@@ -93,7 +93,12 @@ def test_stream_equals_replay(commands: OnnxModel, replay_demo: list[dict[str, A
                    for e in replay_demo) or o["label"] == "stop", o
     scores = got.of("scores")
     assert scores and set(scores[0]["scores"]) == set(commands.card.labels)
-    assert max(s["scores"]["yes"] for s in scores if 0.5 < s["t"] < 1.2) > 0.9
+    # the scores are the model's posteriors (the most of each label since the last message): "yes"
+    # rises while the word is said (0.5-1.0 s; a loaded machine sends it later, in bigger
+    # batches, so any message up to 1.9 s may carry it), not elsewhere
+    during = max(s["scores"]["yes"] for s in scores if 0.5 < s["t"] < 1.9)
+    away = max(s["scores"]["yes"] for s in scores if 2.6 < s["t"] < 4.8)
+    assert during > 0.5 and during > 3 * away, (during, away)
     summary = got.of("summary")
     assert summary == [{"type": "summary", "seconds": 26.0, "events": 10,
                         "dropped_seconds": 0.0}]
