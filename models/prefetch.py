@@ -49,8 +49,6 @@ class EpochData(Generic[T]):
     def __exit__(self, *exc: object) -> None:
         global _MAKE
         if self._pool is not None:
-            for f in self._pending.values():
-                f.cancel()
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
         self._pending.clear()

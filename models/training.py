@@ -212,6 +212,9 @@ def _train_clips(opts: TrainOptions, keras: Any, log: Log) -> TrainResult:
     from hark.models.exporting import ExportRequest, export_model
 
     spec, sr = arch_frontend(opts.arch)
+    voice = _voice_augment_on(opts)
+    if voice and spec.kind == "raw":  # refused before any data is loaded
+        raise ValueError(f"--freq-warp / --tilt-db act on spectra; {opts.arch} takes raw audio")
     tree = _resolve_tree(opts, log)
     data = load_clips(tree, sr, 1.0, seed=opts.seed)
     labels = data.labels
@@ -228,10 +231,6 @@ def _train_clips(opts: TrainOptions, keras: Any, log: Log) -> TrainResult:
     val_audio = aug.batch(va.audio, np.random.default_rng([opts.seed, 99]))
     val_x = model_inputs(opts.arch, clip_features(val_audio, spec, sr, norm))
     weights = _sqrt_balanced(tr.y, len(labels))
-
-    voice = _voice_augment_on(opts)
-    if voice and spec.kind == "raw":
-        raise ValueError(f"--freq-warp / --tilt-db act on spectra; {opts.arch} takes raw audio")
 
     def make_train(epoch: int) -> tuple[Any, Any, Any]:
         rng = np.random.default_rng([opts.seed, 1, epoch])
