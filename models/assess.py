@@ -108,12 +108,18 @@ def _at_rate(audio: np.ndarray, sr: int) -> np.ndarray:
     return audio if sr == 16000 else resample(audio, 16000, sr)
 
 
-def tune_into_card(model: Any, onnx_path: Path, pos: list, neg: list, log: Log) -> None:
-    """Choose VAD settings (gated models) and smoothing on validation; write them to the card."""
-    from hark.live.card import load_card
-    from hark.models.tuning import choose_gate
+def tune_into_card(model: Any, onnx_path: Path, pos: list, neg: list, log: Log,
+                   speech_gate: bool = True) -> None:
+    """Choose VAD settings (gated models) and smoothing on validation; write them to the card.
 
-    choice = choose_gate(model, pos, neg, log=log)
+    speech_gate False: the gate stays off (a speech VAD would hide claps, knocks and beeps).
+    """
+    from hark.live.card import load_card
+    from hark.models.tuning import VAD_CANDIDATES, choose_gate
+
+    candidates = VAD_CANDIDATES if speech_gate else \
+        tuple(c for c in VAD_CANDIDATES if c.get("enabled") is False)
+    choice = choose_gate(model, pos, neg, candidates=candidates, log=log)
     vad, spec, figs = choice.vad, choice.smoothing, choice.figures
     card_path = onnx_path.with_suffix(".json")
     card = load_card(card_path)
@@ -169,7 +175,8 @@ def sounds_model(
     from hark.models.synth import write_sound_streams
     model = OnnxModel.load(onnx_path)
     if opts.tune:
-        tune_into_card(model, onnx_path, [(s.audio, s.events) for s in val_list], [], log)
+        tune_into_card(model, onnx_path, [(s.audio, s.events) for s in val_list], [], log,
+                       speech_gate=False)
         model = OnnxModel.load(onnx_path)
     evaluation: dict[str, Any] = {}
     for tag, snr in (("10db", (10.0, 10.0)), ("0-20db", (0.0, 20.0))):

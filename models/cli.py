@@ -94,7 +94,8 @@ def register(subparsers: Any) -> None:
         "epochs", "seed", "batch_size", "patience", ("learning_rate", "--lr"), "threads",
         "seq_frames", "target_delay_ms", "target_tail_ms", "onset_crops", "spec_augment",
         "streams_per_epoch", "freq_warp", "tilt_db", "channels", "rir_cache", "negatives",
-        "negative_share", "val_streams", "tune_streams",
+        "negative_share", "speech_tree", "speech_real", "speech_clips", "music", "music_share",
+        "val_streams", "tune_streams",
         "test_streams", "test_stream_s", "tune", "prefetch", "max_minutes",
         "init_from"])
     t.set_defaults(func=run_train, train_flags=train_flags)
@@ -180,12 +181,33 @@ def register(subparsers: Any) -> None:
     sp.add_argument("--room", type=Path, default=None, metavar="CACHE",
                     help="play every stream through a simulated room (RT60 0.2-1.0 s) of the "
                     "evaluation bank, simulated once into CACHE (never the training rooms)")
+    sp.add_argument("--music", type=Path, default=None, metavar="DIR",
+                    help="lay a stretch of one recording of DIR (e.g. `hark synth music`'s "
+                    "test part) under every stream, the words --snr above it")
     so = ss.add_parser("sounds", help="sound-event streams (X.wav + X.tsv)")
     so.add_argument("out", type=Path)
     so.add_argument("--n", type=int, default=40)
     so.add_argument("--seconds", type=float, default=10.0)
     so.add_argument("--snr", type=float, nargs=2, default=(10.0, 10.0), metavar=("LO", "HI"))
     so.add_argument("--seed", type=int, default=0)
+    so.add_argument("--speech-tree", type=Path, default=None, metavar="TREE",
+                    help="speech events from this tree's word clips (default: espeak-ng words)")
+    so.add_argument("--split", choices=("train", "validation", "test"), default="test",
+                    help="the --speech-tree split (default test)")
+    so.add_argument("--speech-real", type=Path, default=None, metavar="DIR",
+                    help="speech events from 0.4-3 s pieces of the real speech in DIR (with "
+                    "--speech-tree: half of them)")
+    so.add_argument("--music", type=Path, default=None, metavar="DIR",
+                    help="a stretch of one recording of DIR under every stream (-6..+6 dB "
+                    "around the coloured noise)")
+    so.add_argument("--room", type=Path, default=None, metavar="CACHE",
+                    help="every stream through a room of the evaluation bank (as synth speech)")
+    mu = ss.add_parser("music", help="background music: Debian's asterisk-moh-opsound-wav "
+                       "(fetched with apt-get download, not installed) as OUT/train (4 tracks) "
+                       "and OUT/test (1 track kept out of training)")
+    mu.add_argument("out", type=Path)
+    mu.add_argument("--cache", type=Path, default=Path("cache"),
+                    help="where the package is unpacked (default cache)")
     pr = ss.add_parser("prompts", help="real speech without command words: Debian's Asterisk "
                        "prompts (es, fr, it, ru; fetched with apt-get download, not installed)")
     pr.add_argument("out", type=Path, help="folder; one sub-folder of WAVs per language")
@@ -435,12 +457,24 @@ def run_synth(args: argparse.Namespace) -> int:
             files = synth.write_speech_streams(
                 args.tree, args.out, args.n, split=args.split, duration_s=args.seconds,
                 seed=args.seed, unknown_only=args.unknown_only, snr_db_range=tuple(args.snr),
-                room_cache=args.room)
+                room_cache=args.room, music=args.music)
             print(f"{len(files)} streams in {args.out}")
         elif args.what == "sounds":
-            files = synth.write_sound_streams(args.out, args.n, seed=args.seed,
-                                              duration_s=args.seconds, snr_db=tuple(args.snr))
+            files = synth.write_sound_streams(
+                args.out, args.n, seed=args.seed, duration_s=args.seconds,
+                snr_db=tuple(args.snr), speech_tree=args.speech_tree, split=args.split,
+                speech_real=args.speech_real, music=args.music, room_cache=args.room)
             print(f"{len(files)} streams in {args.out}")
+        elif args.what == "music":
+            from hark.models.data.real_speech import MUSIC_PARTS, music_files
+
+            for part in MUSIC_PARTS:
+                dest = args.out / part
+                dest.mkdir(parents=True, exist_ok=True)
+                files = music_files(args.cache, part)
+                for f in files:
+                    shutil.copyfile(f, dest / f.name)
+                print(f"{len(files)} music tracks in {dest}")
         elif args.what == "prompts":
             from hark.models.data.real_speech import prompt_files
 

@@ -19,7 +19,12 @@ from hark.live.events import Event, read_events_tsv
 from hark.live.features import compute_features
 from hark.models.data.augment import Augmenter
 from hark.models.data.events import Stream, frame_targets
-from hark.models.data.sound_events import EVENT_CLASSES, EventStreamOptions, make_event_stream
+from hark.models.data.sound_events import (
+    EVENT_CLASSES,
+    EventSources,
+    EventStreamOptions,
+    make_event_stream,
+)
 from hark.models.data.speech_commands import (
     LABELS_12,
     SILENCE,
@@ -163,10 +168,30 @@ def sound_streams(
     seed: int,
     duration_s: float = 10.0,
     snr_db_range: tuple[float, float] = (0.0, 20.0),
+    sources: EventSources | None = None,
 ) -> list[Stream]:
     """N multi-label sound-event streams; stream i is seeded by (seed, i)."""
     opts = EventStreamOptions(duration_s=duration_s, snr_db_range=snr_db_range)
-    return [make_event_stream(np.random.default_rng([seed, i]), opts) for i in range(n)]
+    return [make_event_stream(np.random.default_rng([seed, i]), opts, sources) for i in range(n)]
+
+
+def tree_speech(root: str | Path, split: str, n: int, sample_rate: int,
+                rng: np.random.Generator) -> list[np.ndarray]:
+    """Up to n word clips (any word, no _silence_) of one split of a tree: speech events.
+
+    Drawn without replacement; only the drawn clips are decoded.
+    """
+    from hark.models.data.audio import read_audio
+
+    sc = load_speech_commands(root, sample_rate, silence_per_split=0)
+    if split not in sc.splits:
+        raise ValueError(f"no split {split!r} (known: {sorted(sc.splits)})")
+    clips = [c for c in sc.splits[split] if c.label != SILENCE]
+    if not clips:
+        raise ValueError(f"{root}: no word clips in the {split} split")
+    picked = rng.permutation(len(clips))[:n]
+    out = [read_audio(clips[int(i)].path, sample_rate) for i in picked]
+    return [x for x in out if np.any(x)]
 
 
 def read_streams(folder: str | Path) -> list[Stream]:

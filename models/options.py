@@ -44,7 +44,7 @@ class TrainOptions:
                           "off)")
     tilt_db: float = _h(0.0, "rnn, cnn, fusion: a random smooth EQ of up to +-DB across the bands "
                         "per crop (default 0: off)")
-    channels: float = _h(0.0, "rnn commands: share of training streams played through a "
+    channels: float = _h(0.0, "rnn (commands, sounds): share of training streams played through a "
                          "simulated room, microphone and channel (reverb, EQ, laptop high-pass, "
                          "telephone, MP3, clipping; models.data.rooms; default 0: off)")
     rir_cache: Path = _h(Path("cache/rooms"), "folder where the simulated room impulse "
@@ -54,6 +54,19 @@ class TrainOptions:
                                 "pieces and added to the training words as _unknown_")
     negative_share: float = _h(0.5, "pieces of --negatives per unknown word of the training "
                                "pool (default 0.5)")
+    speech_tree: Path | None = _h(None, "rnn sounds: draw the speech class from the word clips "
+                                  "of this tree's train split (validation: its validation "
+                                  "split), e.g. a many-engine `hark synth tree`; default: "
+                                  "espeak-ng words")
+    speech_real: Path | None = _h(None, "rnn sounds: also draw speech events from 0.4-3 s pieces "
+                                  "of the real speech in this folder (e.g. `hark synth "
+                                  "prompts`)")
+    speech_clips: int = _h(6000, "rnn sounds: speech clips drawn from --speech-tree, and half "
+                           "as many pieces of --speech-real (default 6000)")
+    music: Path | None = _h(None, "rnn: a folder of background recordings (e.g. `hark synth "
+                            "music`) laid under --music-share of the training streams: commands "
+                            "5-25 dB below the words, sounds -6..+6 dB around the coloured noise")
+    music_share: float = _h(0.5, "share of training streams with --music beneath (default 0.5)")
     streams_per_epoch: int | None = None
     val_streams: int = 24
     tune_streams: int = _h(48, "validation word streams (30 s) that pick the card's VAD and "

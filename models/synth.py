@@ -192,11 +192,14 @@ def write_speech_streams(
     snr_db_range: tuple[float, float] | None = (5.0, 30.0),
     prefix: str = "speech",
     room_cache: str | Path | None = None,
+    music: str | Path | None = None,
 ) -> list[Path]:
     """Write n streams (PREFIX_NNN.wav + .tsv) from one split of a tree; returns the wavs.
 
     room_cache: play every stream through a room of the evaluation bank (reverberation only;
     its rooms are drawn with EVAL_ROOM_SEED, never the training bank's), for a reverb condition.
+    music: a folder of recordings; a stretch of one lies under every stream, the words
+    snr_db_range above it (before the room).
     """
     from hark.models.datasets import load_clips, only_unknown, speech_pool, speech_streams
 
@@ -207,6 +210,14 @@ def write_speech_streams(
     if not pool:
         raise ValueError(f"no {'unknown ' if unknown_only else ''}words in the {split} split")
     streams = speech_streams(pool, n, seed, duration_s, snr_db_range)
+    if music is not None:
+        from hark.models.data.real_speech import recordings
+        from hark.models.data.streams import under_background
+
+        backgrounds = recordings(music, 16000)
+        rng = rng_for(seed, 78)
+        streams = [under_background(st, backgrounds, rng, snr_db_range or (5.0, 30.0))
+                   for st in streams]
     if room_cache is not None:
         streams = reverberant(streams, room_cache, seed)
     out = Path(out_dir)
@@ -242,13 +253,43 @@ def write_sound_streams(
     duration_s: float = 10.0,
     snr_db: tuple[float, float] = (10.0, 10.0),
     prefix: str = "sounds",
+    speech_tree: str | Path | None = None,
+    split: str = "test",
+    speech_real: str | Path | None = None,
+    music: str | Path | None = None,
+    room_cache: str | Path | None = None,
+    n_speech: int = 2000,
 ) -> list[Path]:
-    """Write n sound-event streams at an SNR (range); returns the wavs."""
+    """Write n sound-event streams at an SNR (range); returns the wavs.
+
+    speech_tree / split / speech_real: where speech events come from (default: espeak-ng words);
+    music: recordings under every stream; room_cache: every stream through a room of the
+    evaluation bank.
+    """
+    from hark.models.data.sound_events import EventSources
     from hark.models.datasets import sound_streams
 
+    sources = None
+    if speech_tree is not None or speech_real is not None or music is not None:
+        from hark.models.data.real_speech import recordings, speech_pieces
+        from hark.models.datasets import tree_speech
+
+        rng = rng_for(seed, 79)
+        speech: list[np.ndarray] = []
+        if speech_tree is not None:
+            speech += tree_speech(speech_tree, split, n_speech, 16000, rng)
+        if speech_real is not None:
+            speech += speech_pieces(speech_real, 16000,
+                                    n_speech // 2 if speech_tree else n_speech, rng)
+        sources = EventSources(speech=tuple(speech),
+                               backgrounds=tuple(recordings(music, 16000)) if music else (),
+                               background_p=1.0)
+    streams = sound_streams(n, seed, duration_s, snr_db, sources)
+    if room_cache is not None:
+        streams = reverberant(streams, room_cache, seed)
     out = Path(out_dir)
     written = []
-    for i, st in enumerate(sound_streams(n, seed, duration_s, snr_db)):
+    for i, st in enumerate(streams):
         wav, _ = st.write(out / f"{prefix}_{i:03d}.wav")
         written.append(wav)
     return written

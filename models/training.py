@@ -33,6 +33,7 @@ from hark.models import architectures as A
 from hark.models import assess
 from hark.models.data.events import Stream
 from hark.models.data.speech_commands import UNKNOWN
+from hark.models.data.streams import under_background
 from hark.models.datasets import (
     COMMAND_FRAME_LABELS,
     SOUND_LABELS,
@@ -195,6 +196,17 @@ def train(opts: TrainOptions, log: Log = print) -> TrainResult:
         raise ValueError(f"unknown task {opts.task!r} (known: {', '.join(TASKS)})")
     if opts.task == "sounds" and opts.arch != "rnn":
         raise ValueError("the sounds task (per-frame multi-label events) needs --arch rnn")
+    if opts.task != "sounds" and (opts.speech_tree or opts.speech_real):
+        raise ValueError("--speech-tree / --speech-real are for --task sounds (a commands "
+                         "model takes its words from --data and real speech from --negatives)")
+    if (opts.music is not None or opts.channels > 0) and opts.arch != "rnn":
+        raise ValueError("--music and --channels apply to the rnn's training streams")
+    if opts.task == "sounds" and opts.data is not None and (opts.speech_tree or opts.speech_real
+                                                            or opts.music):
+        raise ValueError("--speech-tree / --speech-real / --music build sound streams: use "
+                         "them with --synth N, not with --data")
+    if not 0.0 <= opts.music_share <= 1.0:
+        raise ValueError(f"--music-share must be in [0, 1], got {opts.music_share}")
     t_start = time.perf_counter()
     opts.out.mkdir(parents=True, exist_ok=True)
     keras = setup_tensorflow(opts.seed, opts.threads)
@@ -382,11 +394,16 @@ def _train_frames(opts: TrainOptions, keras: Any, log: Log) -> TrainResult:
             val_list = val_given
         else:
             per_epoch = opts.streams_per_epoch or (opts.synth or 400)
+            sources, val_sources = _sound_sources(opts, sr, log)
+            channel = _channel_augmenter(opts, sr, log)
 
             def train_streams(epoch: int) -> list[Any]:
-                return sound_streams(per_epoch, seed=sub_seed(opts.seed, 1, epoch))
+                streams = sound_streams(per_epoch, seed=sub_seed(opts.seed, 1, epoch),
+                                        sources=sources)
+                return _through_channels(streams, channel, opts, epoch)
 
-            val_list = sound_streams(opts.val_streams, seed=sub_seed(opts.seed, 2, 0))
+            val_list = sound_streams(opts.val_streams, seed=sub_seed(opts.seed, 2, 0),
+                                     sources=val_sources)
     else:
         tree = _resolve_tree(opts, log)
         data = load_clips(tree, sr, 1.0, seed=opts.seed)
@@ -399,14 +416,15 @@ def _train_frames(opts: TrainOptions, keras: Any, log: Log) -> TrainResult:
         if opts.negatives is not None:
             pool = pool + _real_speech(opts, len(only_unknown(pool)), sr, log)
         channel = _channel_augmenter(opts, sr, log)
+        music = _music(opts, sr, log)
 
         def train_streams(epoch: int) -> list[Any]:
             streams = speech_streams(pool, per_epoch, seed=sub_seed(opts.seed, 1, epoch))
-            if channel is None:
-                return streams
-            rng = np.random.default_rng([opts.seed, 10, epoch])
-            return [Stream(channel(s.audio, rng), s.sample_rate, s.events)
-                    if rng.random() < opts.channels else s for s in streams]
+            if music:
+                rng = np.random.default_rng([opts.seed, 11, epoch])
+                streams = [under_background(s, music, rng) if rng.random() < opts.music_share
+                           else s for s in streams]
+            return _through_channels(streams, channel, opts, epoch)
 
         n_val = max(2, opts.val_streams // 2)
         val_list = speech_streams(val_pool, n_val, seed=sub_seed(opts.seed, 2, 0))
@@ -480,6 +498,61 @@ def _real_speech(opts: TrainOptions, n_unknown: int, sr: int, log: Log) -> list[
     return [(p, UNKNOWN) for p in pieces]
 
 
+def _through_channels(streams: list[Any], channel: Any, opts: TrainOptions,
+                      epoch: int) -> list[Any]:
+    """opts.channels of the streams played through a room, microphone and channel."""
+    if channel is None:
+        return streams
+    rng = np.random.default_rng([opts.seed, 10, epoch])
+    return [Stream(channel(s.audio, rng), s.sample_rate, s.events)
+            if rng.random() < opts.channels else s for s in streams]
+
+
+def _music(opts: TrainOptions, sr: int, log: Log) -> list[np.ndarray]:
+    """The --music background recordings, decoded once (empty without --music)."""
+    if opts.music is None:
+        return []
+    from hark.models.data.real_speech import recordings
+
+    try:
+        music = recordings(opts.music, sr)
+    except (FileNotFoundError, ValueError) as e:
+        raise ValueError(f"--music: {e}") from None
+    log(f"music: {len(music)} recordings of {opts.music} "
+        f"({sum(m.size for m in music) / sr / 60:.1f} min) under {opts.music_share:.0%} of the "
+        "training streams")
+    return music
+
+
+def _sound_sources(opts: TrainOptions, sr: int, log: Log) -> tuple[Any, Any]:
+    """EventSources for training and validation sound streams (None, None: all synthesised)."""
+    from hark.models.data.real_speech import speech_pieces
+    from hark.models.data.sound_events import EventSources
+    from hark.models.datasets import tree_speech
+
+    music = _music(opts, sr, log)
+    if opts.speech_tree is None and opts.speech_real is None and not music:
+        return None, None
+    made = []
+    for i, split in enumerate(("train", "validation")):
+        rng = np.random.default_rng([opts.seed, 12, i])
+        n = opts.speech_clips if split == "train" else max(50, opts.speech_clips // 10)
+        speech: list[np.ndarray] = []
+        if opts.speech_tree is not None:
+            speech += tree_speech(opts.speech_tree, split, n, sr, rng)
+        if opts.speech_real is not None:
+            try:
+                speech += speech_pieces(opts.speech_real, sr, n // 2, rng)
+            except (FileNotFoundError, ValueError) as e:
+                raise ValueError(f"--speech-real: {e}") from None
+        log(f"sound streams ({split}): {len(speech)} speech clips"
+            f"{' of ' + str(opts.speech_tree) if opts.speech_tree else ''}"
+            f"{' + real speech of ' + str(opts.speech_real) if opts.speech_real else ''}")
+        made.append(EventSources(speech=tuple(speech), backgrounds=tuple(music),
+                                 background_p=opts.music_share))
+    return made[0], made[1]
+
+
 def _channel_augmenter(opts: TrainOptions, sr: int, log: Log) -> Any:
     """Rooms, microphones and channels for opts.channels of the training streams (or None)."""
     if opts.channels <= 0:
@@ -508,6 +581,11 @@ def _provenance(opts: TrainOptions, cfg: Any, tree: Path | None) -> dict[str, An
         "synth_per_word": opts.synth,
         "epochs_max": opts.epochs,
         **({"channels": opts.channels} if opts.channels > 0 else {}),
+        **({"music": str(opts.music), "music_share": opts.music_share}
+           if opts.music is not None else {}),
+        **({"speech_tree": str(opts.speech_tree)} if opts.speech_tree is not None else {}),
+        **({"speech_real": str(opts.speech_real)} if opts.speech_real is not None else {}),
+        **({"speech_clips": opts.speech_clips} if opts.speech_tree or opts.speech_real else {}),
         **({"max_minutes": opts.max_minutes} if opts.max_minutes is not None else {}),
         **({"real_speech_negatives": str(opts.negatives), "negative_share": opts.negative_share}
            if opts.negatives is not None else {}),

@@ -20,6 +20,9 @@ PROMPT_LANGUAGES: tuple[str, ...] = ("es", "fr", "it", "ru")
 # Kept out of training and tuning: false accepts per hour are measured on it.
 HELD_OUT_LANGUAGE = "ru"
 MUSIC_PACKAGE = "asterisk-moh-opsound-wav"
+# The package's five tracks: this one is kept out of training, for a music condition in evaluation.
+HELD_OUT_MUSIC = "reno_project-system"
+MUSIC_PARTS = ("train", "test")
 
 
 def package_for(language: str) -> str:
@@ -63,9 +66,26 @@ def prompt_files(language: str, cache_dir: str | Path) -> list[Path]:
     return files
 
 
-def music_files(cache_dir: str | Path) -> list[Path]:
-    """The music-on-hold recordings (background noise of the real kind)."""
-    return sorted(unpack_package(MUSIC_PACKAGE, cache_dir).rglob("*.wav"))
+def music_files(cache_dir: str | Path, part: str | None = None) -> list[Path]:
+    """The music-on-hold recordings (background noise of the real kind), 8 kHz, 18 min in all.
+
+    part "train": every track but HELD_OUT_MUSIC; "test": that track alone; None: all five.
+    """
+    files = sorted(unpack_package(MUSIC_PACKAGE, cache_dir).rglob("*.wav"))
+    if part is None:
+        return files
+    if part not in MUSIC_PARTS:
+        raise ValueError(f"music part {part!r}: known {MUSIC_PARTS}")
+    return [f for f in files if (f.stem == HELD_OUT_MUSIC) == (part == "test")]
+
+
+def recordings(folder: str | Path, sample_rate: int) -> list[np.ndarray]:
+    """Every audio file under a folder, decoded (backgrounds such as `hark synth music`)."""
+    from hark.models.data.audio import read_audio
+    from hark.models.false_accepts import negative_files
+
+    out = [read_audio(f, sample_rate) for f in negative_files([folder])]
+    return [x for x in out if x.size and np.any(x)]
 
 
 def concatenate(files: list[Path], out: str | Path, sample_rate: int = 16000,

@@ -175,10 +175,61 @@ class EventStreamOptions:
     trim_top_db: float = 40.0
 
 
+@dataclass(frozen=True)
+class EventSources:
+    """Recorded material for streams: speech events and real backgrounds (both optional).
+
+    Why: a "speech" class learnt from one synthesizer's words fires late or never on other voices,
+    and coloured noise alone teaches nothing about music or rooms. `speech`: clips (at the stream
+    rate) that speech events are drawn from instead of espeak-ng words, e.g. many engines' words
+    and pieces of real speech. `backgrounds`: long recordings (e.g. music) laid under a stream with
+    probability `background_p`, a random stretch of one at `background_db` relative to the
+    coloured noise; they are background, never events.
+    """
+
+    speech: tuple[FloatArray, ...] = ()
+    backgrounds: tuple[FloatArray, ...] = ()
+    background_p: float = 0.5
+    background_db: tuple[float, float] = (-6.0, 6.0)
+
+
+def background_stretch(recording: FloatArray, n: int, rng: np.random.Generator) -> FloatArray:
+    """A random stretch of n samples of a recording (wrapping round when it is shorter)."""
+    if recording.size == 0:
+        raise ValueError("a background recording is empty")
+    start = int(rng.integers(recording.size))
+    return recording[(start + np.arange(n)) % recording.size].astype(np.float32)
+
+
+def _with_background(audio: FloatArray, sources: EventSources, noise_rms: float,
+                     rng: np.random.Generator) -> FloatArray:
+    if not sources.backgrounds or rng.random() >= sources.background_p:
+        return audio
+    rec = sources.backgrounds[int(rng.integers(len(sources.backgrounds)))]
+    piece = background_stretch(rec, audio.size, rng)
+    level = power(piece)
+    if level <= 0:
+        return audio
+    gain = noise_rms * 10.0 ** (rng.uniform(*sources.background_db) / 20.0) / np.sqrt(level)
+    return audio + piece * np.float32(gain)
+
+
+def _event_clip(label: str, rng: np.random.Generator, sr: int,
+                sources: EventSources | None) -> FloatArray:
+    if label == "speech" and sources is not None and sources.speech:
+        return _peak_normalised(sources.speech[int(rng.integers(len(sources.speech)))])
+    return synth_event(label, rng, sr)
+
+
 def make_event_stream(
-    rng: np.random.Generator, options: EventStreamOptions | None = None
+    rng: np.random.Generator,
+    options: EventStreamOptions | None = None,
+    sources: EventSources | None = None,
 ) -> Stream:
-    """A multi-label stream: events at random onsets over coloured noise, with true extents."""
+    """A multi-label stream: events at random onsets over coloured noise, with true extents.
+
+    Without `sources` every event is synthesised (speech by espeak-ng) over coloured noise only.
+    """
     opts = options or EventStreamOptions()
     sr = opts.sample_rate
     n_total = round(opts.duration_s * sr)
@@ -187,10 +238,11 @@ def make_event_stream(
     order = [opts.classes[i] for _ in range(rounds) for i in rng.permutation(len(opts.classes))]
     colour = opts.noise_colours[int(rng.integers(len(opts.noise_colours)))]
     noise = coloured_noise(n_total, colour, rng) * np.float32(opts.noise_rms)
-    audio = noise.copy()
+    audio = noise.copy() if sources is None else _with_background(noise, sources,
+                                                                   opts.noise_rms, rng)
     events: list[Event] = []
     for label in order[:n_events]:
-        clip = synth_event(label, rng, sr)
+        clip = _event_clip(label, rng, sr, sources)
         start, stop = active_extent(clip, sr, opts.trim_top_db)
         clip = clip[start:stop][:n_total]
         onset = _free_onset(clip.size, n_total, events, sr, opts.allow_overlap, rng)
@@ -229,12 +281,13 @@ def generate_event_set(
     *,
     seed: int = 0,
     options: EventStreamOptions | None = None,
+    sources: EventSources | None = None,
 ) -> list[Path]:
     """Write stream_NNNN.wav + stream_NNNN.tsv (DCASE) pairs; stream i is seeded by (seed, i)."""
     root = Path(out_dir)
     written = []
     for i in range(n_streams):
-        stream = make_event_stream(np.random.default_rng([seed, i]), options)
+        stream = make_event_stream(np.random.default_rng([seed, i]), options, sources)
         wav, _ = stream.write(root / f"stream_{i:04d}.wav")
         written.append(wav)
     return written

@@ -79,3 +79,31 @@ def make_speech_stream(
         gain = noise_gain_for_snr(word_energy / word_samples, 1.0, snr_db)
         audio += np.float32(gain) * noise
     return Stream(audio, sr, events)
+
+
+def under_background(
+    stream: Stream,
+    backgrounds: Sequence[FloatArray],
+    rng: np.random.Generator,
+    snr_db_range: tuple[float, float] = (5.0, 25.0),
+) -> Stream:
+    """The stream with a random stretch of one recording (e.g. music) laid beneath it.
+
+    Its level puts the words `snr_db_range` above it (power over the events' spans); a stream
+    without events gets it at the stream's own power.
+    """
+    from hark.models.data.sound_events import background_stretch
+
+    if not backgrounds:
+        raise ValueError("no background recordings")
+    rec = backgrounds[int(rng.integers(len(backgrounds)))]
+    piece = background_stretch(rec, stream.audio.size, rng)
+    sr = stream.sample_rate
+    spans = [stream.audio[round(e.onset_s * sr) : round(e.offset_s * sr)] for e in stream.events]
+    words = np.concatenate(spans) if spans else stream.audio
+    word_power = float(np.mean(words.astype(np.float64) ** 2)) if words.size else 0.0
+    piece_power = float(np.mean(piece.astype(np.float64) ** 2))
+    if word_power <= 0 or piece_power <= 0:
+        return stream
+    gain = noise_gain_for_snr(word_power, piece_power, float(rng.uniform(*snr_db_range)))
+    return Stream(stream.audio + np.float32(gain) * piece, sr, stream.events)

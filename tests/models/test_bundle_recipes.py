@@ -25,6 +25,10 @@ def test_recipe_steps_parse(recipe: str, tmp_path: Path) -> None:
     if recipe == "v2":  # the held-out sources never feed training
         train = [a for _, a in steps if a[0] == "train"]
         assert all("ru" not in " ".join(a) and "slt" not in " ".join(a) for a in train)
+        held_out = ("kokoro-blend", "music/test", "/eval/", "/val/")
+        assert all(h not in " ".join(a) for a in train for h in held_out)
+        sounds = next(a for _, a in steps if a[0] == "train" and "sounds" in a)
+        assert sounds[sounds.index("--music") + 1].endswith("music/train")
 
 
 def test_install_copies_a_window_models_streaming_pair_and_drops_a_stale_one(

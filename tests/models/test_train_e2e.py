@@ -151,20 +151,50 @@ def test_rnn_commands_streams_and_matches_keras(
     _replays(res.onnx_path, stream, capsys)
 
 
-def test_rnn_sounds(tmp_path: Path, stream: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    res = _train("rnn", tmp_path / "sounds", None, task="sounds", synth=6, seq_frames=300,
-                 streams_per_epoch=6)
+def test_rnn_sounds(tmp_path: Path, tiny_tree: Path, stream: Path,
+                    capsys: pytest.CaptureFixture[str]) -> None:
+    """Speech events from a tree and from recordings, music beneath, rooms and channels."""
+    from hark.models.data.audio import write_wav
+
+    music = tmp_path / "music"
+    t = np.arange(3 * 16000) / 16000
+    write_wav(music / "tune.wav", (0.2 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), 16000)
+    lines: list[str] = []
+    from hark.models.training import TrainOptions, train
+
+    opts = TrainOptions(arch="rnn", out=tmp_path / "sounds", task="sounds", synth=6,
+                        seq_frames=300, streams_per_epoch=6, epochs=1, seed=7, batch_size=16,
+                        val_streams=2, test_streams=1, verbose=0, speech_tree=tiny_tree,
+                        speech_real=tiny_tree / "yes", speech_clips=20, music=music,
+                        channels=1.0, rir_cache=tmp_path / "rooms")
+    res = train(opts, log=lines.append)
     card = _check_card(res.onnx_path, 5)
     assert card["task"] == "multilabel"
-    # the tuner decides the gate on validation (issue 15's rule) and the card carries its choice
+    log = "\n".join(lines)
+    assert "music: 1 recordings of" in log and "channels: 100% of the training streams" in log
+    assert "sound streams (train): " in log and "+ real speech of" in log
+    prov = card["provenance"]
+    assert prov["speech_tree"] == str(tiny_tree) and prov["music"] == str(music)
+    assert prov["channels"] == 1.0 and prov["speech_clips"] == 20
+    # a speech gate would hide claps and knocks: the sounds tuner keeps the gate off
     from hark.live.card import load_card
-    from hark.models.tuning import describe_vad
 
     choice = card["evaluation"]["validation_vad"]
-    vad = load_card(res.onnx_path.with_suffix(".json")).vad
-    assert choice["why"] and choice["chosen"] == describe_vad(vad)
+    assert choice["why"] and not load_card(res.onnx_path.with_suffix(".json")).vad.enabled
     assert "event_f1" in card["evaluation"]["test_streams_10db"]
     _replays(res.onnx_path, stream, capsys)
+
+
+def test_sound_sources_are_refused_where_they_do_not_apply(tiny_tree: Path,
+                                                           tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="--task sounds"):
+        _train("rnn", tmp_path / "a", tiny_tree, speech_tree=tiny_tree)
+    with pytest.raises(ValueError, match="rnn's training streams"):
+        _train("cnn", tmp_path / "b", tiny_tree, music=tmp_path)
+    with pytest.raises(ValueError, match="not with --data"):
+        _train("rnn", tmp_path / "c", tmp_path, task="sounds", music=tmp_path)
+    with pytest.raises(ValueError, match="music-share"):
+        _train("rnn", tmp_path / "d", tiny_tree, music_share=1.5)
 
 
 def test_rnn_training_is_deterministic_under_a_seed(tiny_tree: Path, tmp_path: Path) -> None:
