@@ -156,6 +156,12 @@ def steps_v2(work: Path) -> list[tuple[str, list[str]]]:
                                        "--n", "10", *seed, "--room", f"{w}/cache/rooms"]),
         ("test-voice word streams", ["synth", "speech", f"{w}/eval/test-words", "--tree", multi,
                                      "--n", "20", *seed]),
+        ("music (4 tracks to train on, 1 held out)", ["synth", "music", f"{w}/data/music",
+                                                      "--cache", f"{w}/cache"]),
+        # the commands models never heard music: all five tracks are held out for them
+        ("test-voice word streams over music", ["synth", "speech", f"{w}/eval/test-music",
+                                                "--tree", multi, "--n", "10", *seed,
+                                                "--music", f"{w}/data/music/test"]),
     ]
     for name, path in (("commands", cmd), ("commands-cnn", cnn)):
         out.append((f"{name}: operating point on validation (it prompts, validation streams)",
@@ -172,13 +178,19 @@ def steps_v2(work: Path) -> list[tuple[str, list[str]]]:
                                    "kokoro_blend_streams"),
                                   ("slt word streams in rooms", "slt-rooms",
                                    "flite_slt_rooms_streams"),
-                                  ("test word streams", "test-words", "test_streams_words")):
+                                  ("test word streams", "test-words", "test_streams_words"),
+                                  ("test word streams over music", "test-music",
+                                   "test_music_streams")):
             out.append((f"{name}: {what}", ["eval", "--model", path, "--audio",
                                             f"{w}/eval/{folder}", "--write-card", key]))
         out.append((f"{name}: ru false accepts", ["eval", "--model", path, "--negatives", ru,
                                                   "--det", f"{w}/{name}/det-ru",
                                                   "--audio", f"{w}/eval/slt-words",
                                                   "--write-card", "ru_false_accepts"]))
+        out.append((f"{name}: music false accepts", ["eval", "--model", path, "--negatives",
+                                                     f"{w}/data/music", "--audio",
+                                                     f"{w}/eval/test-music",
+                                                     "--write-card", "music_false_accepts"]))
     return out + sounds_v2(work)
 
 
@@ -212,8 +224,6 @@ def sounds_v2(work: Path) -> list[tuple[str, list[str]]]:
             "sounds-blend": "kokoro_blend_streams", "sounds-ru": "ru_speech_streams",
             "sounds-music": "held_out_music_streams", "sounds-rooms": "rooms_streams"}
     out: list[tuple[str, list[str]]] = [
-        ("music (4 tracks to train on, 1 held out)", ["synth", "music", music, "--cache",
-                                                      f"{w}/cache"]),
         ("train sounds", ["train", "--arch", "rnn", "--task", "sounds", "--synth",
                           str(SOUND_STREAMS), "--seed", str(SEED), "--epochs", "40",
                           "--patience", "6", "--threads", "1", "--no-spec-augment", *BIG_LSTM,

@@ -198,8 +198,8 @@ def register(subparsers: Any) -> None:
                     help="speech events from 0.4-3 s pieces of the real speech in DIR (with "
                     "--speech-tree: half of them)")
     so.add_argument("--music", type=Path, default=None, metavar="DIR",
-                    help="a stretch of one recording of DIR under every stream (-6..+6 dB "
-                    "around the coloured noise)")
+                    help="a stretch of one recording of DIR under every stream (-6..+20 dB "
+                    "over the coloured noise; the events --snr above both)")
     so.add_argument("--room", type=Path, default=None, metavar="CACHE",
                     help="every stream through a room of the evaluation bank (as synth speech)")
     mu = ss.add_parser("music", help="background music: Debian's asterisk-moh-opsound-wav "

@@ -65,7 +65,7 @@ class TrainOptions:
                            "as many pieces of --speech-real (default 6000)")
     music: Path | None = _h(None, "rnn: a folder of background recordings (e.g. `hark synth "
                             "music`) laid under --music-share of the training streams: commands "
-                            "5-25 dB below the words, sounds -6..+6 dB around the coloured noise")
+                            "5-25 dB below the words, sounds -6..+20 dB over the coloured noise")
     music_share: float = _h(0.5, "share of training streams with --music beneath (default 0.5)")
     streams_per_epoch: int | None = None
     val_streams: int = 24

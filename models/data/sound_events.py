@@ -184,13 +184,15 @@ class EventSources:
     rate) that speech events are drawn from instead of espeak-ng words, e.g. many engines' words
     and pieces of real speech. `backgrounds`: long recordings (e.g. music) laid under a stream with
     probability `background_p`, a random stretch of one at `background_db` relative to the
-    coloured noise; they are background, never events.
+    coloured noise; they are background, never events, and the events' SNR is then over noise
+    plus background. Loud backgrounds matter: music only ever heard faintly under the events was
+    taken for speech when it played on its own (1365 false events per hour on a held-out track).
     """
 
     speech: tuple[FloatArray, ...] = ()
     backgrounds: tuple[FloatArray, ...] = ()
     background_p: float = 0.5
-    background_db: tuple[float, float] = (-6.0, 6.0)
+    background_db: tuple[float, float] = (-6.0, 20.0)
 
 
 def background_stretch(recording: FloatArray, n: int, rng: np.random.Generator) -> FloatArray:
@@ -202,16 +204,18 @@ def background_stretch(recording: FloatArray, n: int, rng: np.random.Generator) 
 
 
 def _with_background(audio: FloatArray, sources: EventSources, noise_rms: float,
-                     rng: np.random.Generator) -> FloatArray:
+                     rng: np.random.Generator) -> tuple[FloatArray, float]:
+    """The noise with a background stretch added (maybe), and the power events are set above."""
+    floor = noise_rms**2
     if not sources.backgrounds or rng.random() >= sources.background_p:
-        return audio
+        return audio, floor
     rec = sources.backgrounds[int(rng.integers(len(sources.backgrounds)))]
     piece = background_stretch(rec, audio.size, rng)
     level = power(piece)
     if level <= 0:
-        return audio
-    gain = noise_rms * 10.0 ** (rng.uniform(*sources.background_db) / 20.0) / np.sqrt(level)
-    return audio + piece * np.float32(gain)
+        return audio, floor
+    rms = noise_rms * 10.0 ** (rng.uniform(*sources.background_db) / 20.0)
+    return audio + piece * np.float32(rms / np.sqrt(level)), floor + rms**2
 
 
 def _event_clip(label: str, rng: np.random.Generator, sr: int,
@@ -238,8 +242,11 @@ def make_event_stream(
     order = [opts.classes[i] for _ in range(rounds) for i in rng.permutation(len(opts.classes))]
     colour = opts.noise_colours[int(rng.integers(len(opts.noise_colours)))]
     noise = coloured_noise(n_total, colour, rng) * np.float32(opts.noise_rms)
-    audio = noise.copy() if sources is None else _with_background(noise, sources,
-                                                                   opts.noise_rms, rng)
+    floor = opts.noise_rms**2
+    if sources is None:
+        audio = noise.copy()
+    else:
+        audio, floor = _with_background(noise, sources, opts.noise_rms, rng)
     events: list[Event] = []
     for label in order[:n_events]:
         clip = _event_clip(label, rng, sr, sources)
@@ -249,7 +256,7 @@ def make_event_stream(
         if onset is None:
             continue
         snr_db = float(rng.uniform(*opts.snr_db_range))
-        clip_gain = np.sqrt(opts.noise_rms**2 * 10.0 ** (snr_db / 10.0) / power(clip))
+        clip_gain = np.sqrt(floor * 10.0 ** (snr_db / 10.0) / power(clip))
         audio[onset : onset + clip.size] += clip * np.float32(clip_gain)
         events.append(Event(label, onset / sr, (onset + clip.size) / sr))
     peak = float(np.max(np.abs(audio))) if audio.size else 0.0

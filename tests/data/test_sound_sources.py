@@ -65,6 +65,20 @@ def test_a_background_lies_at_its_level_under_every_stream_when_asked() -> None:
     assert np.fft.rfftfreq(on.audio.size, 1 / SR)[np.argmax(spectrum)] == pytest.approx(100, abs=1)
 
 
+def test_events_are_set_above_noise_and_background_together() -> None:
+    tone = (0.3 * np.sin(2 * np.pi * 100 * np.arange(3 * SR) / SR)).astype(np.float32)
+    opts = EventStreamOptions(classes=("beep",), n_events_range=(1, 1), snr_db_range=(10, 10),
+                              noise_rms=0.01, duration_s=4.0)
+    loud = EventSources(backgrounds=(tone,), background_p=1.0, background_db=(20.0, 20.0))
+    st = make_event_stream(np.random.default_rng(5), opts, loud)
+    quiet = make_event_stream(np.random.default_rng(5), opts)
+    (e,), (q,) = st.events, quiet.events
+    def level(s: Stream, ev: Event) -> float:
+        return float(np.mean(s.audio[round(ev.onset_s * SR) : round(ev.offset_s * SR)] ** 2))
+    # the floor is 0.01**2 * (1 + 100): the event is ~101x (20 dB) stronger than without music
+    assert 10 * np.log10(level(st, e) / level(quiet, q)) == pytest.approx(20.0, abs=1.0)
+
+
 def test_a_short_background_wraps_round() -> None:
     rec = np.arange(10, dtype=np.float32)
     out = background_stretch(rec, 25, np.random.default_rng(0))
