@@ -19,9 +19,13 @@ from tests.virtual_mic import VirtualMic, require_virtual_mic
 
 @pytest.fixture(scope="module")
 def band_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_band_model(tmp_path_factory.mktemp("mic"))
+
+
+def make_band_model(d: Path) -> Path:
+    """A model whose events are a 300 Hz tone (low) and a 6 kHz tone (high), written into d."""
     from hark.live.features import compute_features
 
-    d = tmp_path_factory.mktemp("mic")
     thr = []
     for band, f in ((slice(0, 10), 300.0), (slice(30, 40), 6000.0)):
         steady = compute_features(_tones([(f, 0, 1)], 1.0), onnx_models.LOGMEL, RATE)[50]

@@ -22,6 +22,14 @@ def _hark(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
                           text=True, env=env, timeout=timeout)
 
 
+@pytest.fixture(scope="module")
+def mic_band_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The band-energy model of the `hark mic` test (a tone in a band is an event)."""
+    from tests.live.test_cli_mic import make_band_model
+
+    return make_band_model(tmp_path_factory.mktemp("mic"))
+
+
 @pytest.mark.parametrize("fmt", ["jsonl", "tsv"])
 def test_client_prints_what_replay_prints(fmt: str) -> None:
     replay = _hark("replay", str(DEMO), "--format", fmt, "--no-ui")
@@ -71,3 +79,37 @@ def test_serve_refuses_open_host_without_token_and_stops_on_sigterm() -> None:
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     assert "Traceback" not in err and "stopped" in err
+
+
+def test_client_streams_the_microphone_to_the_server(mic_band_model: Path, tmp_path: Path) -> None:
+    """`hark client` with no file: a real PortAudio stream from the virtual PulseAudio mic."""
+    import time
+
+    import soundfile as sf
+
+    from tests.live.test_cli_replay import RATE, TRUTH, _tones
+    from tests.virtual_mic import VirtualMic, require_virtual_mic
+
+    require_virtual_mic()
+    model_path = mic_band_model
+    wav = tmp_path / "played.wav"
+    freqs = {"low": 300.0, "high": 6000.0}
+    sf.write(wav, _tones([(freqs[lb], a, b) for lb, a, b in TRUTH], 3.5), RATE, subtype="PCM_16")
+    with serving([OnnxModel.load(model_path)]) as st, VirtualMic() as vm:
+        env = {**vm.child_env(), "PYTHONPATH": str(ROOT)}
+        p = subprocess.Popen([sys.executable, "-m", "hark.cli", "client", "--url", st.url,
+                              "--seconds", "6", "--format", "tsv"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                             stdin=subprocess.DEVNULL)
+        assert p.stderr is not None
+        line = p.stderr.readline()
+        assert "hark: streaming" in line and st.url in line, line + p.stderr.read()
+        time.sleep(0.3)
+        vm.play(wav, wait=True)
+        out, err = p.communicate(timeout=60)
+    assert p.returncode == 0, err
+    header, *rows = out.splitlines()
+    assert header == "onset\toffset\tevent_label"
+    assert [r.split("\t")[2] for r in rows] == [t[0] for t in TRUTH], out
+    assert re.search(r"hark: 6(\.\d+)? s streamed, 3 events", err), err
+
