@@ -138,32 +138,16 @@ def steps_v2(work: Path) -> list[tuple[str, list[str]]]:
             "--threads", "2", *BIG_LSTM, "--set", "dropout=0.25", *rnn_data, "--no-tune",
             "--out", f"{w}/commands-base"]),
         # still improving at epoch 16: go on from its weights with fresh streams (seed 2)
-        ("train commands, 14 more epochs", [
+        ("train commands", [
             "train", "--arch", "rnn", "--data", multi, "--seed", "2", "--epochs", "14",
             "--patience", "5", "--threads", "2", "--init-from", f"{w}/commands-base/commands.onnx",
-            *rnn_data, "--tune-streams", "16", "--test-streams", "4",
-            "--out", f"{w}/commands-s2"]),
-        # it had never heard music (event F1 0.54 on validation streams over music): 10 epochs
-        # more with four music tracks under half the streams (seed 3); kept by the rule set
-        # before it ran, on validation only: a higher mean event F1 over validation word streams
-        # and validation word streams over music than the stage before
-        ("music (4 tracks to train on, 1 held out)", ["synth", "music", f"{w}/data/music",
-                                                      "--cache", f"{w}/cache"]),
-        ("train commands", [
-            "train", "--arch", "rnn", "--data", multi, "--seed", "3", "--epochs", "10",
-            "--patience", "5", "--threads", "2", "--init-from", f"{w}/commands-s2/commands.onnx",
-            *rnn_data, "--music", f"{w}/data/music/train", "--tune-streams", "16",
-            "--test-streams", "4", "--out", f"{w}/commands"]),
+            *rnn_data, "--tune-streams", "16", "--test-streams", "4", "--out", f"{w}/commands"]),
         ("train commands-cnn", ["train", "--arch", "cnn", "--data", multi, *seed,
                                 "--epochs", "40", "--patience", "6", "--threads", "1", *VOICE_AUG,
                                 "--tune-streams", "16", "--test-streams", "4",
                                 "--out", f"{w}/commands-cnn"]),
         ("validation word streams", ["synth", "speech", val_words, "--tree", multi,
                                      "--split", "validation", "--n", "10", "--seed", "2"]),
-        ("validation word streams over music", ["synth", "speech", f"{w}/val/words-music",
-                                                "--tree", multi, "--split", "validation",
-                                                "--n", "10", "--seed", "3", "--music",
-                                                f"{w}/data/music/train"]),
         ("slt word streams", ["synth", "speech", f"{w}/eval/slt-words", "--tree", slt,
                               "--n", "10", *seed]),
         ("kokoro blend word streams", ["synth", "speech", f"{w}/eval/blend-words", "--tree",
@@ -172,7 +156,9 @@ def steps_v2(work: Path) -> list[tuple[str, list[str]]]:
                                        "--n", "10", *seed, "--room", f"{w}/cache/rooms"]),
         ("test-voice word streams", ["synth", "speech", f"{w}/eval/test-words", "--tree", multi,
                                      "--n", "20", *seed]),
-        # over the held-out track (`commands` heard the other four, commands-cnn none)
+        ("music (4 tracks to train on, 1 held out)", ["synth", "music", f"{w}/data/music",
+                                                      "--cache", f"{w}/cache"]),
+        # over the held-out track (the commands models never heard music; sounds the other four)
         ("test-voice word streams over music", ["synth", "speech", f"{w}/eval/test-music",
                                                 "--tree", multi, "--n", "10", *seed,
                                                 "--music", f"{w}/data/music/test"]),
@@ -182,12 +168,6 @@ def steps_v2(work: Path) -> list[tuple[str, list[str]]]:
                     ["eval", "--model", path, "--negatives", it, "--audio", val_words,
                      "--det", f"{w}/{name}/det-validation", "--target-fa-per-hour", "2",
                      "--write-card", "operating_point"]))
-        if name == "commands":  # the choice between the last two stages, on validation only
-            for stage in ("commands-s2", "commands"):
-                for v in ("words", "words-music"):
-                    out.append((f"{name}: choice, {stage} on validation {v}", [
-                        "eval", "--model", f"{w}/{stage}/commands.onnx", "--audio",
-                        f"{w}/val/{v}", "--json", f"{w}/choice/{stage}-{v}.json"]))
         for what, data, key in (("test clips (per source)", multi, "test_clips"),
                                 ("slt clips", slt, "flite_slt_clips"),
                                 ("kokoro blend clips", blend, "kokoro_blend_clips")):
