@@ -66,6 +66,8 @@ def test_hark_eval_negatives_det_and_target(tmp_path: Path) -> None:
     fa = F.false_accepts(OnnxModel.load(bundled_dir() / "commands.onnx"), [neg])
     assert res["false_accepts"] == len(fa.events)
     assert abs(res["hours"] - fa.hours) < 1e-3
+    bundled = OnnxModel.load(bundled_dir() / "commands.onnx").card.smoothing.threshold_on
+    assert res["threshold_on"] == bundled  # the threshold the count was made at
     det = json.loads((tmp_path / "det.json").read_text())["points"]
     assert det and (tmp_path / "det.png").stat().st_size > 1000
     assert any(p["miss_rate"] is not None and p["miss_rate"] < 1.0 for p in det)  # demo words found
