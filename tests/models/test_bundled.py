@@ -82,6 +82,21 @@ def test_bundled_cards_carry_figures_that_meet_the_bars() -> None:
     assert ev["test_streams_10db"]["event_f1"] >= 0.90
 
 
+def test_bundled_sounds_card_carries_its_held_out_figures() -> None:
+    """Recipe v2's sounds (speech of many engines and real speech, music, rooms): one figure per
+    source it never heard, at the operating point picked on validation material."""
+    card = OnnxModel.load("sounds").card
+    ev = card.evaluation
+    for key, bar in (("flite_slt_streams", 0.85), ("kokoro_blend_streams", 0.85),
+                     ("ru_speech_streams", 0.85), ("held_out_music_streams", 0.85),
+                     ("rooms_streams", 0.80)):
+        assert ev[key]["event_f1"] >= bar, (key, ev[key]["event_f1"])
+    assert ev["music_false_accepts"]["false_accepts_per_hour"] <= 2.0
+    picked = ev["operating_point"]["operating_point"]["threshold"]
+    assert card.smoothing.threshold_on == pytest.approx(picked, abs=1e-3)
+    assert card.provenance["music"].endswith("music/train"), "trained with music beneath"
+
+
 def test_default_replay_of_the_demo_finds_its_words(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
