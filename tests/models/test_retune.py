@@ -51,3 +51,20 @@ def test_tune_errors_are_one_line(tmp_path: Path) -> None:
     assert r.returncode != 0 and "Traceback" not in r.stderr
     assert r.stderr.strip().splitlines()[-1].startswith("hark: error:")
     assert not (tmp_path / "o").exists()
+
+
+def test_tune_of_a_split_window_model_carries_its_streaming_pair(tmp_path: Path) -> None:
+    """commands-cnn's card names NAME.front.onnx / NAME.head.onnx: the tuned folder holds them."""
+    val = tmp_path / "val"
+    val.mkdir()
+    for ext in ("wav", "tsv"):
+        shutil.copy(bundled_dir() / f"demo.{ext}", val / f"demo.{ext}")
+    out = tmp_path / "tuned"
+    r = _hark("tune", "--model", "commands-cnn", "--audio", val, "--gate-off", "--out", out)
+    assert r.returncode == 0, r.stderr
+    split = load_card(out / "commands-cnn.json").streaming_split
+    assert split is not None and split.ok and split.front and split.head
+    for name in (split.front, split.head):
+        assert (out / name).read_bytes() == (bundled_dir() / name).read_bytes()
+    tuned = OnnxModel.load(out / "commands-cnn.onnx")  # loads with its pair from its own folder
+    assert tuned.card.streaming_split == split
