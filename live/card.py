@@ -466,6 +466,10 @@ class StreamingSplit:
     weights_sha256: str | None = None
     parity: dict[str, Any] = field(default_factory=dict)
 
+    def files(self) -> tuple[str, ...]:
+        """The pair's file names in the model's folder (none when the model was not split)."""
+        return tuple(n for n in (self.front, self.head) if n) if self.ok else ()
+
     def validate(self, card: ModelCard) -> None:
         """The pair must fit the card: a window input, whole columns, a compatible stride."""
         if not self.ok:

@@ -376,9 +376,7 @@ def _run_negatives(args: argparse.Namespace, model: Any, vad: bool | None, pool:
         card_fa = F.false_accepts(model, files, vad, workers, kind)
         result: dict[str, Any] = {"model": model.name, "model_path": str(model.path),
                                   "negatives": [str(n) for n in args.negatives],
-                                  **card_fa.to_json(),
-                                  # every event counts, so the threshold is the card's own
-                                  "threshold_on": model.card.smoothing.threshold_on}
+                                  **card_fa.to_json()}
         print(f"{model.name} on {len(files)} negative file(s), {card_fa.hours:.3f} h: "
               f"{len(card_fa.events)} false accepts, {card_fa.per_hour():.2f} per hour "
               f"(threshold_on {model.card.smoothing.threshold_on:g})")

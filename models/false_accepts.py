@@ -65,6 +65,7 @@ class FalseAccepts:
     events: list[tuple[str, Event]] = field(default_factory=list)  # (file, event)
     seconds: float = 0.0
     files: int = 0
+    threshold_on: float = 0.0  # the card's threshold the events were reported at
 
     @property
     def hours(self) -> float:
@@ -84,7 +85,8 @@ class FalseAccepts:
             labels[e.label] = labels.get(e.label, 0) + 1
         return {"false_accepts": len(kept), "hours": round(self.hours, 4),
                 "false_accepts_per_hour": round(self.per_hour(threshold), 3),
-                "files": self.files, "threshold_on": round(threshold, 4),
+                "files": self.files,
+                "threshold_on": round(max(threshold, self.threshold_on), 4),
                 "per_label": dict(sorted(labels.items()))}
 
 
@@ -102,7 +104,7 @@ def false_accepts(
 
     pool = workers or Workers([model])
     task = functools.partial(_negative_task, slot=pool.slot(model), vad=vad, vad_kind=vad_kind)
-    fa = FalseAccepts()
+    fa = FalseAccepts(threshold_on=model.card.smoothing.threshold_on)
     for f, (events, seconds) in zip(files, pool.map(task, audio_files(files)), strict=True):
         fa.events.extend((str(f), e) for e in events)
         fa.seconds += seconds

@@ -93,11 +93,8 @@ def run_tune(args: argparse.Namespace) -> int:
     if model.path.resolve() != onnx.resolve():
         shutil.copyfile(model.path, onnx)
         # a split window CNN's card names its streaming pair in the model's folder: it goes too
-        split = card.streaming_split
-        if split is not None and split.ok:
-            for name in (split.front, split.head):
-                if name:
-                    shutil.copyfile(model.path.parent / name, out / name)
+        for name in card.streaming_split.files() if card.streaming_split else ():
+            shutil.copyfile(model.path.parent / name, out / name)
     ev = dict(card.evaluation)
     ev["validation_smoothing"] = choice.figures
     ev["validation_vad"] = {**choice.to_json(), "positives": len(pos), "negatives": len(neg),
