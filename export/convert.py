@@ -454,7 +454,7 @@ def _build_graph(loaded: LoadedModel, info: _Inspection, opset: int,
     """Twin -> tf2onnx -> native recurrent nodes (+ state) -> names -> a loadable session."""
     import onnx
 
-    from hark.export import onnx_edit, parity, rewrite
+    from hark.export import onnx_edit, parity, rewrite, tidy
 
     # a clone serialises custom functions under their __name__, not the key they were given
     scope = {**{getattr(v, "__name__", k): v for k, v in loaded.custom_objects.items()},
@@ -487,6 +487,14 @@ def _build_graph(loaded: LoadedModel, info: _Inspection, opset: int,
         dims[input_names[inp.name]] = ["batch", "time" if info.streaming else None]
     dims[OUTPUT_NAME] = ["batch", "time"] if info.streaming else ["batch"]
     onnx_edit.set_io_dims(editor, dims)
+    rewrites = list(twin.rewrites)
+    tidied, note = tidy.tidy_proved(proto)
+    if tidied is not None:
+        proto = tidied
+        editor = onnx_edit.GraphEditor(proto)
+        rewrites.append(note)
+    elif note:
+        warnings.append(note)
     try:
         onnx.checker.check_model(proto)
     except onnx.checker.ValidationError as e:
@@ -506,7 +514,7 @@ def _build_graph(loaded: LoadedModel, info: _Inspection, opset: int,
     except Exception as e:  # onnxruntime raises its own types
         first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
         raise ExportError(f"onnxruntime cannot run the converted graph: {first}") from None
-    return _Graph(proto, data, sess, states, input_names, ops, twin.rewrites)
+    return _Graph(proto, data, sess, states, input_names, ops, rewrites)
 
 
 def _quantize(graph: _Graph, info: _Inspection, checker: Any,

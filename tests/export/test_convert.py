@@ -98,6 +98,20 @@ def test_recurrent_layers_are_native_nodes(exported: dict[str, Any], name: str) 
 
 
 @pytest.mark.parametrize("name", ["lstm", "lstm_legacy", "gru", "gru_legacy"])
+def test_frame_models_come_out_tidy(exported: dict[str, Any], name: str) -> None:
+    """No Tensordot shape arithmetic and no cancelling Transpose pairs left (export/tidy.py)."""
+    import onnx
+
+    from hark.export.tidy import REWRITE_NOTE, tidy_graph
+
+    r = exported[name]
+    assert not {"Shape", "Gather", "Concat"} & set(r.op_types), r.op_types
+    assert not tidy_graph(onnx.load(str(r.onnx_path))).changed
+    notes = [w for w in r.card.provenance["rewrites"] if w.startswith(REWRITE_NOTE)]
+    assert len(notes) == 1 and notes[0].endswith("outputs identical"), notes
+
+
+@pytest.mark.parametrize("name", ["lstm", "lstm_legacy", "gru", "gru_legacy"])
 def test_frames_models_expose_state(exported: dict[str, Any], name: str) -> None:
     card = exported[name].card
     assert card.streaming and card.window_s is None
