@@ -109,7 +109,8 @@ class _RateGroup:
         self.frontends: dict[FrontendSpec, Frontend] = {}
         self.gates: dict[VadOptions, Gate] = {}
         self.samples = 0  # samples pushed at this rate
-        self.new_frames: dict[FrontendSpec, tuple[int, np.ndarray]] = {}
+        # keyed by the Frontend object: an identity hash, where a FrontendSpec hashes ~30 fields
+        self.new_frames: dict[Frontend, tuple[int, np.ndarray]] = {}
 
     def frontend(self, spec: FrontendSpec) -> Frontend:
         if spec not in self.frontends:
@@ -146,8 +147,7 @@ class ModelStream:
         self.pre_roll = pre_roll
         if card.streaming:
             self.runner = FrameRunner(model)
-            self._fe_spec = card.frontends[card.inputs[0].frontend]
-            fe = self.frontends[card.inputs[0].frontend]
+            fe = self._fe = self.frontends[card.inputs[0].frontend]
             self._hop, self._win = fe.hop, fe.window
             self._ring = FrameRing(pre_roll, fe.spec.n_bins(group.rate))
         else:
@@ -170,6 +170,7 @@ class ModelStream:
         self.recording = Recording() if options.record else None
         self.gate_open = not use_vad
         self.rows = 0  # smoothed frames the last process() completed
+        self._labels = tuple(card.labels)
         self._open_keys: frozenset[tuple[str, float]] = frozenset()
 
     def open_events(self) -> tuple[tuple[OpenEvent, ...], tuple[OpenEvent, ...]]:
@@ -190,8 +191,9 @@ class ModelStream:
         """Per class, the highest smoothed score over the frames of the last process()."""
         if not self.rows:
             return {}
-        top = self.smoother.recent_max(self.rows).tolist()
-        return dict(zip(self.card.labels, top, strict=True))
+        sm = self.smoother
+        top = sm.newest_row() if self.rows == 1 else sm.recent_max(self.rows)
+        return dict(zip(self._labels, top.tolist(), strict=True))
 
     def process(self, times: StageTimes) -> list[Event]:
         t0 = time.perf_counter()
@@ -201,7 +203,7 @@ class ModelStream:
             times.model += self.runner.call_s - c0
         else:
             for name, fe in self.frontends.items():
-                entry = self.group.new_frames.get(fe.spec)
+                entry = self.group.new_frames.get(fe)
                 if entry is not None:
                     self.runner.add_frames(name, entry[1])
             gate = self.gate.is_open_at if self.gate is not None else None
@@ -242,7 +244,7 @@ class ModelStream:
         return ((np.arange(first, first + n) * self._hop) + self._win / 2) / self.group.rate
 
     def _run_frames(self, runner: FrameRunner) -> tuple[np.ndarray, np.ndarray]:
-        first, frames = self.group.new_frames.get(self._fe_spec, (0, None))
+        first, frames = self.group.new_frames.get(self._fe, (0, None))
         n_classes = len(self.card.labels)
         if frames is None or not len(frames):
             return np.zeros(0), np.zeros((0, n_classes), dtype=np.float32)
@@ -421,10 +423,10 @@ class Engine:
             for gate in group.gates.values():
                 gate.push(y)
             t1 = time.perf_counter()
-            group.new_frames = {}
-            for spec, fe in group.frontends.items():
+            new = group.new_frames = {}
+            for fe in group.frontends.values():
                 first = fe.frames_out
-                group.new_frames[spec] = (first, fe.push(y))
+                new[fe] = (first, fe.push(y))
             times.vad += t1 - t0
             times.features += time.perf_counter() - t1
         events: list[Event] = []

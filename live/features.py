@@ -7,6 +7,7 @@ Frame i covers samples [i*hop, i*hop + window): no centre padding, nothing from 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
 
 import numpy as np
@@ -15,6 +16,31 @@ from numpy.lib.stride_tricks import sliding_window_view
 from hark.live.card import FrontendSpec, Normalization
 
 SPECGRAM_EPS = 1e-10  # the Kaggle kernel's log(spec + 1e-10)
+
+
+def _resolve_rfft() -> Callable[[np.ndarray, np.ndarray], object]:
+    """rfft(frame, out) of one 1-D float64 frame into a complex128 out, for the live hop.
+
+    numpy.fft.rfft is a Python wrapper (norm, axis and shape checks: ~4 us of a ~7 us call)
+    around a pocketfft gufunc; the hop calls the gufunc itself, exactly as the wrapper does
+    for norm="backward". A numpy without that gufunc falls back to the wrapper.
+    tests/live/test_features.py holds it equal to numpy.fft.rfft.
+    """
+    try:
+        from numpy.fft import _pocketfft_umath as pfu  # type: ignore[attr-defined]  # numpy 2
+
+        even, odd = pfu.rfft_n_even, pfu.rfft_n_odd
+    except (ImportError, AttributeError):
+        return lambda a, out: np.fft.rfft(a, out=out)
+    axes = [(0,), (), (0,)]
+
+    def rfft(a: np.ndarray, out: np.ndarray) -> object:
+        return (even if a.shape[0] % 2 == 0 else odd)(a, 1, axes=axes, out=out)
+
+    return rfft
+
+
+rfft_into = _resolve_rfft()
 
 
 @lru_cache(maxsize=16)
@@ -237,6 +263,10 @@ class Frontend:
         self._spec = np.zeros(self._n_fft // 2 + 1, dtype=np.complex128)
         self._spec_ri = self._spec.view(np.float64).reshape(-1, 2)
         self._power = np.zeros(self._n_fft // 2 + 1, dtype=np.float64)
+        self._power_row = self._power[None, :]
+        self._mel_out = None  # (1, n_mels): the fast log-mel of one frame, computed in place
+        if spec.kind in ("logmel", "mfcc"):
+            self._mel_out = np.zeros((1, spec.n_mels), dtype=np.float64)
 
     def reset(self) -> None:
         """Forget pending samples and restart frame numbering (a new stream)."""
@@ -307,13 +337,18 @@ class Frontend:
             return np.zeros((0, self.n_bins), dtype=np.float32)
         w, hop = self.window, self.hop
         np.multiply(buf[:w], self._win, out=self._fft_in[:w])  # _fft_in[w:] stays zero
-        np.fft.rfft(self._fft_in, out=self._spec)
+        rfft_into(self._fft_in, self._spec)
         ri = self._spec_ri
         np.square(ri, out=ri)
         power = np.add(ri[:, 0], ri[:, 1], out=self._power)
         buf[: end - hop] = buf[hop:end]
         self._n_pending = end - hop
         self.frames_out += 1
+        if self._fast and self._mel_out is not None:  # the default log-mel: into its buffer
+            mel = np.matmul(self._power_row, self._mel, out=self._mel_out)
+            np.add(mel, self.spec.log_floor, out=mel)
+            np.log(mel, out=mel)
+            return (mel if self.spec.kind == "logmel" else mel @ self._dct).astype(np.float32)
         return self._transform(power[None, :])
 
     def _transform(self, power: np.ndarray) -> np.ndarray:

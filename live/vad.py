@@ -65,7 +65,9 @@ class Gate:
         self.frame_len = frame_len
         frame_ms = 1000.0 * frame_len / sample_rate
         self._hangover_frames = int(np.ceil(options.hangover_ms / frame_ms - 1e-9))
-        self._pending = np.zeros(0, dtype=np.float32)
+        # samples of the VAD frame still incomplete: _buf[:_n_pending] (always < frame_len)
+        self._buf = np.zeros(frame_len, dtype=np.float32)
+        self._n_pending = 0
         self._decisions: deque[bool] = deque(maxlen=history_frames)
         self._n_frames = 0  # VAD frames decided since reset
         self._since_speech = self._hangover_frames + 1
@@ -74,7 +76,7 @@ class Gate:
 
     def reset(self) -> None:
         """Forget every decision and the detector's own state: as on a fresh stream."""
-        self._pending = np.zeros(0, dtype=np.float32)
+        self._n_pending = 0
         self._decisions.clear()
         self._n_frames = 0
         self._since_speech = self._hangover_frames + 1
@@ -92,7 +94,12 @@ class Gate:
     def push(self, samples: np.ndarray) -> None:
         """Decide every VAD frame the new float samples complete."""
         x = np.asarray(samples, dtype=np.float32).reshape(-1)
-        buf = np.concatenate((self._pending, x)) if self._pending.size else x
+        n0, end = self._n_pending, self._n_pending + x.size
+        if end < self.frame_len:  # the usual 10 ms block into a 30 ms frame: just keep it
+            self._buf[n0:end] = x
+            self._n_pending = end
+            return
+        buf = np.concatenate((self._buf[:n0], x)) if n0 else x
         n = buf.size // self.frame_len
         if n:
             for speech in self._speech(buf[: n * self.frame_len].reshape(n, self.frame_len)):
@@ -102,7 +109,9 @@ class Gate:
                 self.frames_open += is_open
                 self._decisions.append(is_open)
             self._n_frames += n
-        self._pending = buf[n * self.frame_len :].copy()
+        rest = buf[n * self.frame_len :]
+        self._buf[: rest.size] = rest
+        self._n_pending = rest.size
 
     def is_open_at(self, sample_pos: int) -> bool:
         """Gate state for audio that ends at sample_pos: the last VAD frame complete by then."""

@@ -175,3 +175,15 @@ def test_one_hop_blocks_equal_offline(name: str) -> None:
     fe.reset()
     again = np.concatenate([fe.push(x[i : i + hop]) for i in range(0, x.size, hop)])
     np.testing.assert_array_equal(again, stream)
+
+
+@pytest.mark.parametrize("n", [512, 400, 401, 2048])
+def test_hop_rfft_is_numpys(n: int) -> None:
+    """The live hop's rfft (numpy's pocketfft gufunc, called without its wrapper) is
+    numpy.fft.rfft to the bit, for even and odd lengths."""
+    from hark.live.features import rfft_into
+
+    x = np.random.default_rng(n).standard_normal(n)
+    out = np.zeros(n // 2 + 1, dtype=np.complex128)
+    rfft_into(x, out)
+    np.testing.assert_array_equal(out, np.fft.rfft(x))

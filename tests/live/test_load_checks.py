@@ -354,3 +354,17 @@ def test_state_spec_dataclasses_still_round_trip(lstm: Path) -> None:
     card = load_card(lstm.with_suffix(".json"))
     assert isinstance(card.state[0], StateSpec) and isinstance(card.state[0].shape, tuple)
     assert hash(card.frontends["main"]) == hash(LOGMEL)
+
+
+@pytest.mark.parametrize("size", [12, 4000])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_check_finite_finds_one_bad_value_in_a_row_or_a_window(size: int, bad: float) -> None:
+    """The hop's row (summed as Python floats) and a long output (numpy's sum) alike."""
+    from hark.live.model import ModelOutputError, check_finite
+
+    post = np.full((1, size), 3e38, dtype=np.float32)  # huge but finite: never an error alone
+    if size <= 64:
+        check_finite(post, "m")
+    post[0, size // 2] = bad
+    with pytest.raises(ModelOutputError, match="'m' output NaN or infinity"):
+        check_finite(post, "m")
