@@ -407,6 +407,7 @@ class ProbeResult:
     event_onset_s: float | None = None
     label: str | None = None
     exact: bool = False
+    intact: bool = False  # every sample arrived unchanged, in order; silence may be inserted
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -534,9 +535,12 @@ def _measure(model: Any, probes: list[Probe], pa: PulseDaemon, timeline: np.ndar
     y = np.concatenate(captured) if captured else np.zeros(0, np.float32)
     for r, loc, p in zip(results, located, probes, strict=False):
         r.stream_onset_s = loc / rate
+        want = _s16(p.audio)
         seg = y[loc : loc + p.audio.size]
-        r.exact = seg.size == p.audio.size and (
-            float(np.abs(seg - _s16(p.audio)).max()) < 1e-3)
+        r.exact = seg.size == p.audio.size and float(np.abs(seg - want).max()) < 1e-3
+        inserted = _inserted_silence(y[loc : loc + p.audio.size + rate], want)
+        r.intact = inserted is not None
+        r.extra["inserted_zeros"] = inserted
     for i, r in enumerate(results):
         r.t_write = player.write_times.get(starts[i] // chunk)
     # capture-side delay: how much later than its best-ever delivery each block came (the
@@ -551,6 +555,29 @@ def _measure(model: Any, probes: list[Probe], pa: PulseDaemon, timeline: np.ndar
     return _summarize(card, probes, results, block, latency_ms, first_block_s, stats, player)
 
 
+def _inserted_silence(got: np.ndarray, want: np.ndarray) -> int | None:
+    """Zeros inserted into `want` to make the start of `got` (None: a sample differs).
+
+    A starved player buffer makes PulseAudio play silence mid-probe: the probe's samples still
+    arrive, unchanged and in order, with runs of exact zeros between them. Anything else (a
+    resampler, a gain, a lost sample) breaks the match.
+    """
+    g, w = got.tolist(), want.tolist()
+    i = j = 0
+    inserted = 0
+    while i < len(w):
+        if j >= len(g):
+            return None
+        if abs(g[j] - w[i]) < 0.5 / 32768:  # the same 16-bit level
+            i += 1
+        elif g[j] == 0.0:
+            inserted += 1
+        else:
+            return None
+        j += 1
+    return inserted
+
+
 def _probe_json(r: ProbeResult, rate: int) -> dict[str, Any]:
     """One probe's raw record: stream position, latencies in ms (None when missing)."""
 
@@ -560,6 +587,7 @@ def _probe_json(r: ProbeResult, rate: int) -> dict[str, Any]:
     return {
         "stream_onset_s": r.stream_onset_s,
         "bit_exact": r.exact,
+        "intact": r.intact,
         "label": r.label,
         "event_onset_s": r.event_onset_s,
         "onset_ms": ms(r.t_onset, r.t_write),
@@ -631,6 +659,8 @@ def _summarize(card: Any, probes: list[Probe], results: list[ProbeResult], block
         "probes": len(results),
         "detected": len(onset),
         "bit_exact": sum(r.exact for r in results),
+        # every sample as sent and in order, only silence inserted (a starved player buffer)
+        "samples_intact": sum(r.intact for r in results),
         "block_ms": block * 1000 / rate,
         "player_latency_ms": latency_ms,
         "first_block_after_open_s": first_block_s,
