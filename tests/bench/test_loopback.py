@@ -28,11 +28,11 @@ def test_loopback_and_mic_startup(bench_models: dict[str, Path], tmp_path: Path)
     r = json.loads(out.read_text())
     (lb,) = r["loopback"]["models"]
     assert lb["probes"] == 3 and lb["detected"] == 3
-    # the null sink is bit-exact, but a loaded machine may starve the 10 ms player buffer and
-    # put a few ms of silence into a probe (counted, not hidden): every sample still arrives,
-    # unchanged and in order, with only runs of zeros between them
-    assert lb["samples_intact"] == 3, lb["per_probe"]
-    assert lb["bit_exact"] == sum(p["inserted_zeros"] == 0 for p in lb["per_probe"])
+    # the null sink is bit-exact, but a loaded machine may starve the 10 ms player buffer:
+    # PulseAudio then plays silence mid-probe and ramps the volume around it (counted, not
+    # hidden). Every probe that arrived without inserted silence must be bit-exact.
+    assert lb["bit_exact"] == 3 - lb["starved"], lb["per_probe"]
+    assert all(p["bit_exact"] != p["starved"] for p in lb["per_probe"]), lb["per_probe"]
     assert lb["mic_stats"]["dropped_blocks"] == 0
     on, path, delay = lb["onset_latency_us"], lb["audio_path_us"], lb["stream_delay_us"]
     assert on["n"] == 3 and 0 < on["p50"] < 1e6  # under a second through the whole stack
@@ -75,24 +75,17 @@ def test_loopback_cycles_through_labels(bench_models: dict[str, Path]) -> None:
     assert lb["words_target_s"] == lb["algorithmic_latency_s"] + 0.080
 
 
-def test_inserted_silence_is_counted_and_anything_else_breaks_the_match() -> None:
-    """A starved player inserts runs of zeros; a gain, a changed or a lost sample is not that."""
+def test_inserted_silence_is_told_from_the_probes_own_zeros() -> None:
+    """A 6 kHz beep at 16 kHz has a zero every fourth sample; a starved player adds longer runs."""
     import numpy as np
 
-    from hark.bench.loopback import _inserted_silence, _s16
+    from hark.bench.loopback import _s16, _silence_inserted
 
-    rng = np.random.default_rng(0)
-    want = _s16(np.concatenate([np.zeros(3), rng.uniform(-0.5, 0.5, 200), np.zeros(2)]))
-    tail = np.zeros(50, np.float32)
-    assert _inserted_silence(np.concatenate([want, tail]), want) == 0
-    gap = np.concatenate([want[:80], np.zeros(37, np.float32), want[80:], tail])
-    assert _inserted_silence(gap, want) == 37
-    two = np.concatenate([want[:1], np.zeros(5, np.float32), want[1:150],
-                          np.zeros(9, np.float32), want[150:]])
-    assert _inserted_silence(two, want) == 14
-    assert _inserted_silence(np.concatenate([want * 0.9, tail]), want) is None
-    changed = np.concatenate([want, tail])
-    changed[100] += 1 / 32768
-    assert _inserted_silence(changed, want) is None
-    assert _inserted_silence(np.concatenate([want[:100], want[101:], tail]), want) is None
-    assert _inserted_silence(want[:150], want) is None
+    t = np.arange(4800) / 16000
+    want = _s16(0.5 * np.sin(2 * np.pi * 6000 * t))
+    assert not _silence_inserted(want, want)
+    gap = np.concatenate([want[:900], np.zeros(2, np.float32), want[900:]])[: want.size]
+    assert _silence_inserted(gap, want)
+    ramp = want * np.linspace(1.0, 0.9, want.size).astype(np.float32)  # no gap: not starved
+    assert not _silence_inserted(ramp, want)
+    assert _silence_inserted(np.zeros_like(want), want)
