@@ -207,7 +207,11 @@ def check_finite(post: np.ndarray, model: str) -> None:
     """Raise ModelOutputError if posteriors hold NaN/Inf (one sum: ~0.7 us for a hop's row)."""
     # a sum is non-finite iff an element is (or finite values near float32's 3e38 overflow it);
     # a hop's few classes are summed as Python floats (float64: no overflow), twice as fast
-    total = sum(post.ravel().tolist()) if post.size <= 64 else float(post.sum())
+    if post.size <= 64:
+        total = sum(post.ravel().tolist())
+    else:
+        with np.errstate(all="ignore"):  # inf + -inf: nan, which is what is looked for
+            total = float(post.sum())
     if not math.isfinite(total):
         raise ModelOutputError(f"model {model!r} output NaN or infinity: its scores cannot be "
                                "trusted (a broken export, or a bad normalization?)")
