@@ -33,6 +33,9 @@ from hark.live.preroll import FrameRing
 from hark.live.smoothing import Smoother
 from hark.live.vad import Gate, VadOptions, make_gate
 
+_ONE_ANSWER = np.ones(1, bool)  # the live hop's plan: one frame, answered (never written to)
+_ONE_ANSWER.flags.writeable = False
+
 
 @dataclass(frozen=True)
 class BatchCheck:
@@ -134,9 +137,10 @@ class _Stream:
                                  task=card.task, ignore_labels=card.ignore_labels,
                                  history=engine.options.history, model=card.name)
         self.state = [np.zeros(s.shape, np.float32) for s in card.state]
-        self.frames = np.zeros((0, self.frontend.n_bins), np.float32)  # arrived, not yet run
-        self.first = 0  # frame index of frames[0]
-        self.is_open = np.zeros(0, bool)  # the gate at each of those frames
+        # frames arrived but not yet run, as the blocks gave them (joined once, in _plan)
+        self.queued: list[np.ndarray] = []
+        self.first = 0  # frame index of the first queued frame
+        self.is_open: list[bool] = []  # the gate at each queued frame
         self.off_frames = 0
         self.out = 0  # frame index of the next posterior handed to the smoother
         self.samples = 0  # fed so far: the stream's clock
@@ -216,27 +220,28 @@ class BatchedEngine:
         stream = self._streams[sid]
         x = np.asarray(samples, dtype=np.float32).reshape(-1)
         stream.samples += x.size
+        gate = stream.gate
         t0 = time.perf_counter()
-        if stream.gate is not None:
-            stream.gate.push(x)
+        if gate is not None:
+            gate.push(x)
         t1 = time.perf_counter()
-        first = stream.frontend.frames_out
-        frames = stream.frontend.push(x)
-        self.last_times[0] += t1 - t0
-        self.last_times[1] += time.perf_counter() - t1
-        if not len(frames):
-            return
         fe = stream.frontend
-        if stream.gate is not None:
-            gate = stream.gate
-            is_open = np.fromiter((gate.is_open_at((first + i) * fe.hop + fe.window)
-                                   for i in range(len(frames))), bool, len(frames))
-        else:
-            is_open = np.ones(len(frames), bool)
-        if not len(stream.frames):
+        first = fe.frames_out
+        frames = fe.push(x)
+        times = self.last_times
+        times[0] += t1 - t0
+        times[1] += time.perf_counter() - t1
+        n = len(frames)
+        if not n:
+            return
+        if not stream.queued:
             stream.first = first
-        stream.frames = np.concatenate((stream.frames, frames)) if len(stream.frames) else frames
-        stream.is_open = np.concatenate((stream.is_open, is_open))
+        stream.queued.append(frames)
+        if gate is None:
+            stream.is_open.extend([True] * n)
+        else:
+            stream.is_open.extend([gate.is_open_at((first + i) * fe.hop + fe.window)
+                                   for i in range(n)])
 
     def feed_all(self, blocks: Mapping[int, np.ndarray]) -> dict[int, list[Event]]:
         """Feed one block to each of several streams, then process: each stream's new events."""
@@ -253,7 +258,7 @@ class BatchedEngine:
         # each due stream's work in output order: rows of frames to run (NaN-free), a mask of
         # which output rows are model answers (the rest are zeros: shut gate, aged pre-roll),
         # and the rows before which the recurrent state is reset
-        plans = {sid: self._plan(s) for sid, s in self._streams.items() if len(s.frames)}
+        plans = {sid: self._plan(s) for sid, s in self._streams.items() if s.queued}
         posts = {sid: np.zeros((len(p[1]), self.n_classes), np.float32) for sid, p in plans.items()}
         runs = {sid: np.flatnonzero(p[1]) for sid, p in plans.items()}
         depth = max((len(r) for r in runs.values()), default=0)
@@ -276,8 +281,6 @@ class BatchedEngine:
         for sid in plans:
             s = self._streams[sid]
             events[sid] = self._emit(s, posts[sid])
-            s.frames = s.frames[:0]
-            s.is_open = s.is_open[:0]
         self.last_times[2] += t1 - t0
         self.last_times[3] += time.perf_counter() - t1
         return events
@@ -288,17 +291,27 @@ class BatchedEngine:
         Returns (frames to run, in order; per output row whether the model answers it; indices
         into the frames to run before which the state is reset).
         """
+        frames_in = s.queued[0] if len(s.queued) == 1 else np.concatenate(s.queued)
+        flags = s.is_open
+        s.queued, s.is_open = [], []
+        n = len(flags)
+        if n == 1 and flags[0] and not s.ring.count:  # the live hop: one frame, gate open
+            resets = {0} if self.reset_frames is not None and s.off_frames >= self.reset_frames \
+                else set()
+            s.off_frames = 0
+            s.first += 1
+            return frames_in, _ONE_ANSWER, resets
         to_run: list[np.ndarray] = []
         answered: list[np.ndarray] = []
-        resets: set[int] = set()
+        resets = set()
         n_run = 0
-        i, n = 0, len(s.frames)
+        i = 0
         while i < n:
             j = i
-            while j < n and s.is_open[j] == s.is_open[i]:
+            while j < n and flags[j] == flags[i]:
                 j += 1
-            frames = s.frames[i:j]
-            if not s.is_open[i]:
+            frames = frames_in[i:j]
+            if not flags[i]:
                 s.off_frames += j - i
                 _, dropped = s.ring.push(s.first + i, frames)
                 answered.append(np.zeros(dropped, bool))
@@ -313,7 +326,7 @@ class BatchedEngine:
                 n_run += len(frames)
             i = j
         s.first += n
-        run = np.concatenate(to_run) if to_run else s.frames[:0]
+        run = np.concatenate(to_run) if to_run else frames_in[:0]
         return run, np.concatenate(answered) if answered else np.zeros(0, bool), resets
 
     def flush_stream(self, sid: int) -> list[Event]:
@@ -348,9 +361,14 @@ class BatchedEngine:
         out = self.session.run(self._outputs, feeds)
         self.calls += 1
         for i, ax in enumerate(self._axes):
-            parts = np.split(np.asarray(out[i + 1]), len(batch), axis=ax)
-            for (_, s), part in zip(batch, parts, strict=True):
-                s.state[i] = part
+            o = np.asarray(out[i + 1])
+            # each stream's slice of the batch axis, as a view (np.split's, without its cost)
+            if ax == 1:
+                for k, (_, s) in enumerate(batch):
+                    s.state[i] = o[:, k : k + 1]
+            else:
+                for k, (_, s) in enumerate(batch):
+                    s.state[i] = o[k : k + 1]
         post = np.asarray(out[0], np.float32).reshape(len(batch), -1)[:, -self.n_classes :]
         check_finite(post, self.card.name)
         return post
