@@ -141,6 +141,7 @@ class ModelStream:
             vopts = VadOptions.from_spec(card.vad, options.vad_kind, options.vad_mode)
             self.gate = group.gate(vopts)
         self.runner: FrameRunner | WindowRunner
+        self._frame_model = bool(card.streaming)
         hop_s = card.decision_hop_s()
         # pre-roll in decisions: frames (frame models) or strides (window models) held while shut
         pre_roll = int(np.ceil(card.vad.pre_roll_ms / 1000.0 / hop_s - 1e-9)) if use_vad else 0
@@ -197,17 +198,20 @@ class ModelStream:
 
     def process(self, times: StageTimes) -> list[Event]:
         t0 = time.perf_counter()
-        if isinstance(self.runner, FrameRunner):
-            c0 = self.runner.call_s
-            stamps, post = self._run_frames(self.runner)
-            times.model += self.runner.call_s - c0
+        runner = self.runner
+        if self._frame_model:
+            assert isinstance(runner, FrameRunner)
+            c0 = runner.call_s
+            stamps, post = self._run_frames(runner)
+            times.model += runner.call_s - c0
         else:
+            assert isinstance(runner, WindowRunner)
             for name, fe in self.frontends.items():
                 entry = self.group.new_frames.get(fe)
                 if entry is not None:
-                    self.runner.add_frames(name, entry[1])
+                    runner.add_frames(name, entry[1])
             gate = self.gate.is_open_at if self.gate is not None else None
-            stamps, post = self.runner.step(gate)
+            stamps, post = runner.step(gate)
         t1 = time.perf_counter()
         self.rows = len(post)
         events = self._emit(stamps, post)
@@ -438,6 +442,11 @@ class Engine:
         return self._update(events, with_scores=True)
 
     def _update(self, events: list[Event], with_scores: bool) -> Update:
+        if len(self.streams) == 1:  # one model (hark mic's usual case): no lists to merge
+            stream = self.streams[0]
+            new, now = stream.open_events()
+            one = {stream.card.name: stream.scores()} if with_scores else {}
+            return Update(tuple(events), new, now, one, self.time_s)
         opened: list[OpenEvent] = []
         active: list[OpenEvent] = []
         scores: dict[str, dict[str, float]] = {}
