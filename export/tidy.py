@@ -229,19 +229,24 @@ def prove_same(before: bytes, after: bytes, seed: int = 0) -> float:
 
 def tidy_proved(model: onnx.ModelProto) -> tuple[onnx.ModelProto | None, str]:
     """(a tidied copy proved identical, its description), or (None, why not; "" if no fold)."""
+    tidied, _, note = _tidy_and_prove(model)
+    return tidied, note
+
+
+def _tidy_and_prove(model: onnx.ModelProto) -> tuple[onnx.ModelProto | None, TidyReport, str]:
     copy = onnx.ModelProto()
     copy.CopyFrom(model)
     report = tidy_graph(copy)
     if not report.changed:
-        return None, ""
+        return None, report, ""
     try:
         onnx.checker.check_model(copy)
         worst = prove_same(model.SerializeToString(), copy.SerializeToString())
     except Exception as e:  # onnx/onnxruntime raise their own types; the graph stays untidied
-        return None, f"graph left untidied: the tidied graph could not be proved ({e})"
+        return None, report, f"graph left untidied: the tidied graph could not be proved ({e})"
     if worst != 0.0:
-        return None, f"graph left untidied: the tidied graph's outputs differ by {worst:g}"
-    return copy, report.describe()
+        return None, report, f"graph left untidied: the tidied graph's outputs differ by {worst:g}"
+    return copy, report, report.describe()
 
 
 def tidy_model_file(card_path: Path) -> TidyReport:
@@ -253,10 +258,9 @@ def tidy_model_file(card_path: Path) -> TidyReport:
         original = onnx.load_from_string(before)
     except Exception as e:  # protobuf's DecodeError and kin
         raise ValueError(f"{path.name} is not a valid ONNX graph ({type(e).__name__})") from None
-    report = tidy_graph(onnx.load_from_string(before))
+    model, report, note = _tidy_and_prove(original)
     if not report.changed:
         return report
-    model, note = tidy_proved(original)
     if model is None:
         raise ValueError(note)
     after = model.SerializeToString()
