@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from hark.live.bound_step import BoundStep, can_bind
 from hark.live.card import FrontendSpec, InputSpec, Normalization
 from hark.live.features import normalize, window_features
 from hark.live.model import OnnxModel, check_finite
@@ -37,14 +38,15 @@ class FrameRunner:
         self.one_frame_per_call = t_axis == 1
         self._state_specs = card.state
         self._outputs = [model.output, *(s.output for s in card.state)]
-        self._state: dict[str, np.ndarray] = {}
+        self._state: list[np.ndarray] = []  # the state, unless bound (then BoundStep.state)
         self.calls = 0
         self.call_s = 0.0  # seconds spent inside session.run (the model's own cost, for the bench)
         n_bins = int(card.frontends[self.input.frontend].n_bins(card.sample_rate))
         self._n_classes = len(card.labels)
         self._state_inputs = [s.input for s in card.state]
-        # the per-hop path (run_one): the normalised frame goes to one preallocated buffer that
-        # the feed dict holds for good; each call swaps the state outputs into the same dict
+        # the per-hop path (run_one): the normalised frame goes to one preallocated buffer; on the
+        # CPU provider the frame, state and posteriors are bound in place (live.bound_step) from
+        # the second call on (the first tells the posteriors' shape)
         self._norm32: tuple[np.ndarray, np.ndarray] | None = None
         if self.norm is not None:
             self._norm32 = (np.asarray(self.norm.mean, dtype=np.float32),
@@ -52,14 +54,30 @@ class FrameRunner:
         self._one_shape = (1, 1, n_bins, 1) if self._rank4 else (1, 1, n_bins)
         self._one_buf = np.zeros((1, n_bins), dtype=np.float32)
         self._one_in = self._one_buf.reshape(self._one_shape)  # a view: the buffer, as fed
-        self._run = _fast_run(model.session)
-        self._one_feeds: dict[str, np.ndarray] = {}
+        self._can_bind = can_bind(model.session)
+        self._step: BoundStep | None = None
         self.reset()
 
     def reset(self) -> None:
         """Zero the recurrent state: the model starts as on a fresh stream."""
-        self._state = {s.input: np.zeros(s.shape, dtype=np.float32) for s in self._state_specs}
-        self._one_feeds = {**self._state, self.input.name: self._one_in}
+        if self._step is not None:
+            self._step.zero()
+        else:
+            self._state = [np.zeros(s.shape, dtype=np.float32) for s in self._state_specs]
+
+    @property
+    def state(self) -> list[np.ndarray]:
+        """The recurrent state the next call reads, in the card's order."""
+        return self._step.state if self._step is not None else self._state
+
+    def _feeds(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        return {**dict(zip(self._state_inputs, self.state, strict=True)), self.input.name: x}
+
+    def _keep_state(self, out: list[np.ndarray]) -> None:
+        if self._step is not None:
+            self._step.load(out[1:])
+        else:
+            self._state = list(out[1:])
 
     def run(self, frames: np.ndarray) -> np.ndarray:
         """Posteriors (n, classes) for n consecutive frames (n, bins), state carried."""
@@ -67,27 +85,24 @@ class FrameRunner:
         if self.one_frame_per_call and len(x) > 1:
             return np.concatenate([self.run(frames[i : i + 1]) for i in range(len(frames))])
         feed = x[None, :, :, None] if self._rank4 else x[None]
-        feeds = {**self._state, self.input.name: feed}
+        out = self._call(self._feeds(feed))
+        post = np.asarray(out[0], dtype=np.float32)
+        check_finite(post, self.model.name)
+        return post.reshape(-1, post.shape[-1])[-len(frames) :]
+
+    def _call(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         t0 = time.perf_counter()
         out = self.model.session.run(self._outputs, feeds)
         self.call_s += time.perf_counter() - t0
         self.calls += 1
         self._keep_state(out)
-        post = np.asarray(out[0], dtype=np.float32)
-        check_finite(post, self.model.name)
-        return post.reshape(-1, post.shape[-1])[-len(frames) :]
-
-    def _keep_state(self, out: list[np.ndarray]) -> None:
-        state, one = self._state, self._one_feeds
-        for name, value in zip(self._state_inputs, out[1:], strict=True):
-            state[name] = value
-            one[name] = value
+        return list(out)
 
     def run_one(self, frame: np.ndarray) -> np.ndarray:
         """run() for one frame (1, bins), the live hop: the same numbers in fewer steps.
 
-        The frame is normalised into the buffer the feed dict holds (no new arrays, no dict
-        built per call); tests/live hold the answers equal to run()'s.
+        The frame is normalised into the buffer the call reads (no new arrays, no feed dict on
+        the bound path); tests/live hold the answers equal to run()'s.
         """
         norm, buf = self._norm32, self._one_buf
         if norm is None:
@@ -95,38 +110,31 @@ class FrameRunner:
         else:
             np.subtract(frame, norm[0], out=buf)
             np.divide(buf, norm[1], out=buf)
-        t0 = time.perf_counter()
-        out = self._run(self._outputs, self._one_feeds)
-        self.call_s += time.perf_counter() - t0
-        self.calls += 1
-        self._keep_state(out)
-        post = out[0]
-        if post.dtype != np.float32:
-            post = post.astype(np.float32)
+        step = self._step
+        if step is None:
+            out = self._call(self._feeds(self._one_in))
+            if self._can_bind:
+                self._bind(out)
+            post = np.asarray(out[0], dtype=np.float32)
+        else:
+            t0 = time.perf_counter()
+            step.run()
+            self.call_s += time.perf_counter() - t0
+            self.calls += 1
+            post = step.post
         check_finite(post, self.model.name)
-        return post.reshape(1, self._n_classes)
+        return post.reshape(1, self._n_classes).copy()
 
-
-def _fast_run(session: Any) -> Callable[[list[str], dict[str, np.ndarray]], list[np.ndarray]]:
-    """session.run without the Python wrapper's per-call checks (~4 us of a ~40 us hop).
-
-    The wrapper re-validates the feed names on every call (the per-hop feed dict holds the
-    graph's inputs by construction: the card was checked against the graph at load) and retries
-    on an execution-provider failure, which only other providers than the CPU's raise. Anything
-    else (a GPU provider, a wrapper, a stand-in) keeps its own run().
-    """
-    inner = getattr(session, "_sess", None)
-    providers: list[str] = getattr(session, "get_providers", list)()
-    if inner is None or not hasattr(inner, "run") or providers != ["CPUExecutionProvider"]:
-        return cast(Callable[[list[str], dict[str, np.ndarray]], list[np.ndarray]], session.run)
-    import onnxruntime as ort
-
-    options = ort.RunOptions()
-
-    def run(outputs: list[str], feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
-        return cast(list[np.ndarray], inner.run(outputs, feeds, options))
-
-    return run
+    def _bind(self, out: list[np.ndarray]) -> None:
+        """From now on run_one calls on bound buffers (out: the first call's outputs)."""
+        if any(o.dtype != np.float32 for o in out):
+            self._can_bind = False  # a float64 output: the plain call casts it
+            return
+        specs = [(s.input, s.output, tuple(o.shape))
+                 for s, o in zip(self._state_specs, out[1:], strict=True)]
+        self._step = BoundStep(self.model.session, self.input.name, self._one_in,
+                               self.model.output, tuple(out[0].shape), specs)
+        self._step.load(out[1:])
 
 
 class _FrameBuffer:

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from hark.live.model import OnnxModel
+from hark.live.runners import FrameRunner
 from hark.live.sources import FileSource
 from hark.live.ui.app import HarkApp
 from hark.live.ui.help import HelpScreen
@@ -127,14 +128,14 @@ def test_r_resets_the_models_recurrent_state(ui_data: dict[str, Path], bands: On
         async with app.run_test(size=(80, 30)) as pilot:
             await wait_until(pilot, lambda: session.finished, "the replay to end")
             runner = session.engine.streams[1].runner
-            state = runner._state  # type: ignore[union-attr]
-            assert any(np.abs(v).sum() > 0 for v in state.values())
+            assert isinstance(runner, FrameRunner)
+            assert any(np.abs(v).sum() > 0 for v in runner.state)
             # one roll section per model
             assert [s.index for s in app.query(RollSection)] == [0, 1]
             await pilot.press("r")
             await pilot.pause()
             assert session.resets == 1
-            assert all(not np.any(v) for v in runner._state.values())  # type: ignore[union-attr]
+            assert all(not np.any(v) for v in runner.state)
 
     asyncio.run(body())
 
