@@ -203,7 +203,7 @@ def text_table(result: dict[str, Any]) -> str:
         if ov:
             fb = ov["feed_over_bare_cpu"]
             met = "n/a" if fb is None else "met" if fb <= FEED_OVER_BARE else "not met"
-            out.append(f"  feed / bare session.run p50: {_fmt(fb)}x CPU time (wall "
+            out.append(f"  feed / bare model call p50: {_fmt(fb)}x CPU time (wall "
                        f"{_fmt(ov['feed_over_bare_wall'])}x; bare call "
                        f"{_dur(ov['bare_call_cpu_us']['p50'])} CPU) target <= {FEED_OVER_BARE}: "
                        f"{met}; feed / the same call inside feed "

@@ -44,3 +44,15 @@ def test_frame_model_decides_every_hop(bench_models: dict[str, Path]) -> None:
     assert np.all(rep.decisions[2:, 0] == 1)
     s = stages.summarize(rep, 0)
     assert s["hops"] == 100 and s["decisions"] == 98 and s["rtf"] > 0
+
+
+def test_bare_call_is_the_runners_own_call(bench_models: dict[str, Path]) -> None:
+    """feed / bare call divides by the call the frame runner makes: the bound one on the CPU."""
+    model = OnnxModel.load(bench_models["lstm"])
+    bare = stages.bare_calls(model, synth(0.5, 16000), 40)
+    assert bare["what"].startswith("run_with_iobinding on bound buffers")
+    assert bare["wall"].shape == bare["cpu"].shape == (40,)
+    assert np.all(bare["wall"] > 0)
+    rep = stages.replay([model], synth(0.5, 16000), 160, EngineOptions())
+    ov = stages.overhead(rep, bare)
+    assert ov["what"] == bare["what"] and ov["feed_over_bare_wall"] > 0
