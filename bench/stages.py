@@ -187,7 +187,7 @@ def bare_calls(model: Any, audio: np.ndarray, n: int) -> dict[str, Any]:
     live.bound_step, where the runner binds; else session.run), in a tight loop: the figure
     `feed` is compared with (feed / bare call: what the pipeline costs on top of the model).
     """
-    from hark.live.bound_step import BoundStep, can_bind
+    from hark.live.bound_step import bind_after
     from hark.live.features import compute_features
 
     card = model.card
@@ -200,13 +200,9 @@ def bare_calls(model: Any, audio: np.ndarray, n: int) -> dict[str, Any]:
     state = {s.input: np.zeros(s.shape, dtype=np.float32) for s in card.state}
     outputs = [model.output, *(s.output for s in card.state)]
     session, name = model.session, inp.name
-    step: BoundStep | None = None
     first = session.run(outputs, {name: frames[0].reshape(shape), **state})
-    if can_bind(session) and all(o.dtype == np.float32 for o in first):
-        step = BoundStep(session, name, np.zeros(shape, np.float32), model.output,
-                         tuple(first[0].shape),
-                         [(s.input, s.output, tuple(o.shape))
-                          for s, o in zip(card.state, first[1:], strict=True)])
+    step = bind_after(session, name, np.zeros(shape, np.float32), model.output,
+                      [(s.input, s.output) for s in card.state], first)
     wall = np.zeros(n)
     cpu = np.zeros(n)
     perf, ptime = time.perf_counter, time.process_time

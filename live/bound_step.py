@@ -69,6 +69,23 @@ class BoundStep:
         return self.post
 
 
+def bind_after(session: Any, frame_input: str, frame: np.ndarray, output: str,
+               state_pairs: list[tuple[str, str]], first: list[np.ndarray]) -> BoundStep | None:
+    """A BoundStep carrying on from a first plain call's outputs, or None if it cannot bind.
+
+    first: that call's outputs (posteriors, then each state in `state_pairs`' order). None for a
+    session other than onnxruntime's on the CPU, or an output that is not float32 (the plain
+    call casts it).
+    """
+    if not can_bind(session) or any(o.dtype != np.float32 for o in first):
+        return None
+    specs = [(name_in, name_out, tuple(o.shape))
+             for (name_in, name_out), o in zip(state_pairs, first[1:], strict=True)]
+    step = BoundStep(session, frame_input, frame, output, tuple(first[0].shape), specs)
+    step.load(first[1:])
+    return step
+
+
 def can_bind(session: Any) -> bool:
     """A real onnxruntime session on the CPU provider alone (buffers bound as host memory)."""
     inner = getattr(session, "_sess", None)

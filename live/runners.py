@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from hark.live.bound_step import BoundStep, can_bind
+from hark.live.bound_step import BoundStep, bind_after
 from hark.live.card import FrontendSpec, InputSpec, Normalization
 from hark.live.features import normalize, window_features
 from hark.live.model import OnnxModel, check_finite
@@ -44,6 +44,7 @@ class FrameRunner:
         n_bins = int(card.frontends[self.input.frontend].n_bins(card.sample_rate))
         self._n_classes = len(card.labels)
         self._state_inputs = [s.input for s in card.state]
+        self._state_pairs = [(s.input, s.output) for s in card.state]
         # the per-hop path (run_one): the normalised frame goes to one preallocated buffer; on the
         # CPU provider the frame, state and posteriors are bound in place (live.bound_step) from
         # the second call on (the first tells the posteriors' shape)
@@ -54,7 +55,7 @@ class FrameRunner:
         self._one_shape = (1, 1, n_bins, 1) if self._rank4 else (1, 1, n_bins)
         self._one_buf = np.zeros((1, n_bins), dtype=np.float32)
         self._one_in = self._one_buf.reshape(self._one_shape)  # a view: the buffer, as fed
-        self._can_bind = can_bind(model.session)
+        self._try_bind = True  # once, on the first run_one call
         self._step: BoundStep | None = None
         self.reset()
 
@@ -113,8 +114,10 @@ class FrameRunner:
         step = self._step
         if step is None:
             out = self._call(self._feeds(self._one_in))
-            if self._can_bind:
-                self._bind(out)
+            if self._try_bind:
+                self._try_bind = False
+                self._step = bind_after(self.model.session, self.input.name, self._one_in,
+                                        self.model.output, self._state_pairs, out)
             post = np.asarray(out[0], dtype=np.float32)
         else:
             t0 = time.perf_counter()
@@ -124,18 +127,6 @@ class FrameRunner:
             post = step.post
         check_finite(post, self.model.name)
         return post.reshape(1, self._n_classes).copy()
-
-    def _bind(self, out: list[np.ndarray]) -> None:
-        """From now on run_one calls on bound buffers (out: the first call's outputs)."""
-        if any(o.dtype != np.float32 for o in out):
-            self._can_bind = False  # a float64 output: the plain call casts it
-            return
-        specs = [(s.input, s.output, tuple(o.shape))
-                 for s, o in zip(self._state_specs, out[1:], strict=True)]
-        self._step = BoundStep(self.model.session, self.input.name, self._one_in,
-                               self.model.output, tuple(out[0].shape), specs)
-        self._step.load(out[1:])
-
 
 class _FrameBuffer:
     """Frames of one input, indexed by their absolute frame number; old ones are dropped."""

@@ -40,7 +40,7 @@ def test_bundled_commands_hop_by_hop_equals_plain_runs() -> None:
     rng = np.random.default_rng(0)
     frames = rng.normal(-6.0, 3.0, (60, 40)).astype(np.float32)
     runner = FrameRunner(model)
-    assert runner._can_bind
+    assert can_bind(model.session)
     norm = runner.norm
     assert norm is not None
     got = np.concatenate([runner.run_one(f[None, :]) for f in frames])
