@@ -53,6 +53,43 @@ class EngineOptions:
     history: int = 500
     event_history: int = 1000
 
+    def __post_init__(self) -> None:
+        """Refuse what would otherwise be taken silently for something else.
+
+        `vad="off"` is a non-empty string, which every `if options.vad` reads as on; a float
+        history would fail deep inside numpy. numpy bools and integers are taken (and stored as
+        Python ones): they are what arithmetic on arrays gives.
+        """
+        for name in ("vad", "reset_after_silence", "record"):
+            value = getattr(self, name)
+            if name == "vad" and value is None:
+                continue
+            if not isinstance(value, bool | np.bool_):
+                also = " or None" if name == "vad" else ""
+                raise ValueError(f"EngineOptions.{name} must be True or False{also}, not "
+                                 f"{value!r}")
+            object.__setattr__(self, name, bool(value))
+        if self.vad_kind is not None and self.vad_kind not in ("webrtc", "silero"):
+            raise ValueError("EngineOptions.vad_kind must be 'webrtc', 'silero' or None, not "
+                             f"{self.vad_kind!r}")
+        mode = self.vad_mode
+        if mode is not None:
+            if not _is_int(mode) or not 0 <= mode <= 3:
+                raise ValueError("EngineOptions.vad_mode must be an integer 0-3 (webrtcvad "
+                                 f"aggressiveness) or None, not {mode!r}")
+            object.__setattr__(self, "vad_mode", int(mode))
+        for name in ("history", "event_history"):
+            value = getattr(self, name)
+            if not _is_int(value) or value < 1:
+                raise ValueError(f"EngineOptions.{name} must be a positive integer, not "
+                                 f"{value!r}")
+            object.__setattr__(self, name, int(value))
+
+
+def _is_int(value: object) -> bool:
+    """An integer that is not a bool (True is an int to Python, never a count or a mode)."""
+    return isinstance(value, int | np.integer) and not isinstance(value, bool)
+
 
 @dataclass
 class StageTimes:
@@ -189,11 +226,15 @@ class ModelStream:
         return opened, now
 
     def scores(self) -> dict[str, float]:
-        """Per class, the highest smoothed score over the frames of the last process()."""
-        if not self.rows:
-            return {}
+        """Per class, the highest smoothed score over the frames of the last process().
+
+        When it completed none (the gate holds frames as pre-roll, a window model between
+        strides, a block shorter than a hop), each class keeps its last smoothed value (0.0
+        before the first frame): a reader indexing `scores[label]` never meets a missing class,
+        and a score does not fall to 0 only because no frame was due.
+        """
         sm = self.smoother
-        top = sm.newest_row() if self.rows == 1 else sm.recent_max(self.rows)
+        top = sm.recent_max(self.rows) if self.rows > 1 else sm.newest_row()
         return dict(zip(self._labels, top.tolist(), strict=True))
 
     def process(self, times: StageTimes) -> list[Event]:
@@ -232,12 +273,14 @@ class ModelStream:
         """End of stream: decisions still held as pre-roll are answered (gate shut: zeros)."""
         n_classes = len(self.card.labels)
         if isinstance(self.runner, FrameRunner):
-            if not self._ring.count:
+            self.rows = n = self._ring.count
+            if not n:
                 return []
-            first, n = self._ring.first, self._ring.count
+            first = self._ring.first
             self._ring.clear()
             return self._emit(self._stamps(first, n), np.zeros((n, n_classes), np.float32))
         stamps, post = self.runner.flush_held()
+        self.rows = len(post)
         return self._emit(stamps, post)
 
     def _stamps(self, first: int, n: int) -> np.ndarray:
@@ -343,8 +386,6 @@ class Engine:
         if not models:
             raise ValueError("the engine needs at least one model")
         self.options = options or EngineOptions()
-        if self.options.event_history < 1:
-            raise ValueError("event_history must be at least 1")
         rates = sorted({int(m.card.sample_rate) for m in models})
         if sample_rate is None:
             if len(rates) > 1:
@@ -439,13 +480,13 @@ class Engine:
         self.last_times = times
         self.total_times.add(times)
         self.events.extend(events)
-        return self._update(events, with_scores=True)
+        return self._update(events)
 
-    def _update(self, events: list[Event], with_scores: bool) -> Update:
+    def _update(self, events: list[Event]) -> Update:
         if len(self.streams) == 1:  # one model (hark mic's usual case): no lists to merge
             stream = self.streams[0]
             new, now = stream.open_events()
-            one = {stream.card.name: stream.scores()} if with_scores else {}
+            one = {stream.card.name: stream.scores()}
             return Update(tuple(events), new, now, one, self.time_s)
         opened: list[OpenEvent] = []
         active: list[OpenEvent] = []
@@ -454,8 +495,7 @@ class Engine:
             new, now = stream.open_events()
             opened.extend(new)
             active.extend(now)
-            if with_scores:
-                scores[stream.card.name] = stream.scores()
+            scores[stream.card.name] = stream.scores()
         return Update(tuple(events), tuple(opened), tuple(active), scores, self.time_s)
 
     def close(self) -> Update:
@@ -465,7 +505,7 @@ class Engine:
             events.extend(stream.flush())
             events.extend(stream.smoother.close(self.time_s))
         self.events.extend(events)
-        return self._update(events, with_scores=False)
+        return self._update(events)
 
     def reset(self) -> None:
         """Start a new stream: clock, state, filters and open events are forgotten.

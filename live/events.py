@@ -69,8 +69,10 @@ class Update:
     """What one `Engine.feed` (or `close`) reports.
 
     finished: events that ended, in order; opened: events that started in this block (they also
-    stay in `active` until they finish); scores: per model name, per class, the highest smoothed
-    score over the frames this block completed (empty for a model that completed none).
+    stay in `active` until they finish); scores: per model name, every class of the model, the
+    highest smoothed score over the frames this block completed, or, when it completed none (the
+    speech gate shut and holding frames, a window model between strides, a block shorter than a
+    hop), the class's last smoothed value (0.0 before the model's first frame).
     Iterating an Update gives its finished events, so `events.extend(engine.feed(x))` keeps
     every event.
     """

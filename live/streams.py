@@ -151,8 +151,8 @@ class Segment:
             update = self.engine.feed(y)
             self.finished(update.finished)
             self.opened(update.opened)
-            for name, sc in update.scores.items():
-                if sc:
+            if self.stream.hello.scores:
+                for name, sc in update.scores.items():
                     old = self.scores.get(name)
                     self.scores[name] = dict(sc) if old is None else {
                         k: max(v, old.get(k, 0.0)) for k, v in sc.items()}
@@ -199,8 +199,8 @@ class Segment:
                 b.open_keys = frozenset((e.label, e.onset_s) for e in now)
             rows = smoother.n_frames - b.frames_seen
             b.frames_seen = smoother.n_frames
-            if rows > 0 and self.stream.hello.scores:
-                top = smoother.recent_max(rows).tolist()
+            if self.stream.hello.scores:  # as Engine's Update: no new frame, the last values
+                top = (smoother.recent_max(rows) if rows > 0 else smoother.newest_row()).tolist()
                 self.scores[b.bank.card.name] = dict(zip(b.bank.card.labels, top, strict=True))
 
     def close(self) -> None:

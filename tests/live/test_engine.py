@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
@@ -305,3 +306,54 @@ def test_level_meter_is_the_last_block_even_if_the_caller_reuses_it(model_dir: P
     assert engine.peak == 0.75 and abs(engine.level_dbfs - want_db) < 1e-6
     block[:] = 0.0  # a caller refilling its buffer: the meter still shows what was fed
     assert engine.peak == 0.75 and abs(engine.level_dbfs - want_db) < 1e-6
+
+
+def test_every_update_scores_every_class_with_its_last_smoothed_value() -> None:
+    """Gate shut (frames held as pre-roll) or a window model between strides: no frame is
+    completed, and each class keeps its last smoothed score instead of vanishing or dropping
+    to 0 (the bundled commands' gate and the window model commands-cnn, on the demo)."""
+    import soundfile as sf
+
+    from hark.live.model import bundled_dir
+
+    audio, rate = sf.read(str(bundled_dir() / "demo.wav"), dtype="float32")
+    models = [OnnxModel.load("commands"), OnnxModel.load("commands-cnn")]
+    engine = Engine(models, sample_rate=rate)
+    last = {m.name: dict.fromkeys(m.card.labels, 0.0) for m in models}
+    held = dict.fromkeys(last, 0)
+    for i in range(0, rate * 8, 160):
+        up = engine.feed(audio[i : i + 160])
+        for stream in engine.streams:
+            name = stream.card.name
+            scores = up.scores[name]
+            assert list(scores) == list(stream.card.labels)
+            if stream.rows == 0:
+                assert scores == last[name]
+                held[name] += any(v > 0 for v in scores.values())
+            last[name] = dict(zip(stream.card.labels, stream.smoother.newest_row().tolist(),
+                                  strict=True))
+    assert held["commands"] > 0 and held["commands-cnn"] > 100, held
+    final = engine.close()
+    assert all(list(final.scores[m.name]) == list(m.card.labels) for m in models)
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"vad": "off"}, {"vad": 0}, {"vad_kind": "webrtcvad"}, {"vad_kind": True},
+    {"vad_mode": 4}, {"vad_mode": -1}, {"vad_mode": True}, {"vad_mode": 1.0}, {"vad_mode": "2"},
+    {"history": 0}, {"history": 2.5}, {"history": True}, {"event_history": -1},
+    {"event_history": "10"}, {"record": "yes"}, {"record": 1}, {"reset_after_silence": None},
+])
+def test_engine_options_refuse_what_they_would_misread(kwargs: dict[str, Any]) -> None:
+    name = next(iter(kwargs))
+    with pytest.raises(ValueError, match=rf"EngineOptions\.{name} must be .*not {kwargs[name]!r}"):
+        EngineOptions(**kwargs)
+
+
+def test_engine_options_take_numpy_scalars_as_python_ones() -> None:
+    given: dict[str, Any] = {"vad": np.bool_(True), "vad_mode": np.int64(2),
+                             "history": np.int32(7), "event_history": np.int64(3),
+                             "record": np.bool_(False)}
+    o = EngineOptions(**given)
+    assert (o.vad, o.vad_mode, o.history, o.event_history, o.record) == (True, 2, 7, 3, False)
+    assert all(type(v) in (bool, int) for v in (o.vad, o.vad_mode, o.history, o.event_history))
+    assert EngineOptions(vad=None, vad_kind="silero", vad_mode=None).vad_kind == "silero"
