@@ -18,6 +18,13 @@ from hark.live.events import Event, OpenEvent, format_event_line
 
 FORMATS: dict[str, str] = {"s16le": "<i2", "f32le": "<f4"}
 MIN_RATE, MAX_RATE = 8000, 192000
+# a hello is a flat object with one short list: these bounds leave room and keep parsing cheap
+MAX_TEXT_BYTES = 64 * 1024
+MAX_DEPTH = 32
+_OPENS = np.zeros(256, np.int8)
+_OPENS[[ord("["), ord("{")]] = 1
+_CLOSES = np.zeros(256, np.int8)
+_CLOSES[[ord("]"), ord("}")]] = 1
 # close codes (RFC 6455): policy (token, limits, order of messages) / data the server cannot take
 POLICY, BAD_DATA, GOING_AWAY = 1008, 1003, 1001
 
@@ -46,10 +53,44 @@ class Hello:
         return np.dtype(FORMATS[self.format])
 
 
+def _depth(data: bytes) -> int:
+    """How deeply arrays and objects nest in JSON text; brackets inside strings do not count.
+
+    Linear and vectorised (a regex over strings can go quadratic on crafted input): a quote is
+    escaped when an odd run of backslashes precedes it; the unescaped ones toggle "in a string".
+    UTF-8 never puts these ASCII bytes inside a multi-byte character.
+    """
+    b = np.frombuffer(data, np.uint8)
+    if not b.size:
+        return 0
+    idx = np.arange(b.size)
+    plain = b != ord("\\")
+    last_plain = np.maximum.accumulate(np.where(plain, idx, -1))
+    before = np.concatenate(([-1], last_plain[:-1]))  # last non-backslash before each byte
+    quote = (b == ord('"')) & ((idx - 1 - before) % 2 == 0)
+    outside = np.cumsum(quote) % 2 == 0
+    step = np.where(outside, _OPENS[b].astype(np.int32) - _CLOSES[b], 0)
+    return int(np.cumsum(step).max(initial=0))
+
+
 def _obj(text: str | bytes) -> dict[str, Any]:
+    """One text message as a JSON object, bounded before it is parsed.
+
+    json.loads recurses once per nesting level: a few thousand levels raise RecursionError (a
+    bug to the server: close 1011 and not a word said), so size and depth are checked first.
+    """
     try:
-        msg = json.loads(text)
-    except (ValueError, UnicodeDecodeError):
+        data = text.encode("utf-8") if isinstance(text, str) else bytes(text)
+    except UnicodeError:
+        raise ProtocolError("malformed JSON message") from None
+    if len(data) > MAX_TEXT_BYTES:
+        raise ProtocolError(f"a text message must be at most {MAX_TEXT_BYTES // 1024} KiB of "
+                            f"JSON, not {len(data)} bytes")
+    if _depth(data) > MAX_DEPTH:
+        raise ProtocolError(f"a JSON message must not nest more than {MAX_DEPTH} levels deep")
+    try:
+        msg = json.loads(data)
+    except (ValueError, RecursionError):
         raise ProtocolError("malformed JSON message") from None
     if not isinstance(msg, dict):
         raise ProtocolError("a text message must be a JSON object with a \"type\"")

@@ -192,6 +192,15 @@ HELLO = {"type": "hello", "sample_rate": 16000, "format": "s16le", "channels": 1
     (json.dumps(HELLO), [b"\x00" * 321], BAD_DATA, "321 bytes is not whole s16le samples"),
     (json.dumps(HELLO), ['{"type":"pause"}'], POLICY, "unknown message type 'pause'"),
     (json.dumps(HELLO), ["nope"], BAD_DATA, "malformed JSON"),
+    # nesting json.loads would recurse into (RecursionError: close 1011, no word), a huge hello
+    pytest.param("[" * 1500 + "]" * 1500, None, BAD_DATA, "must not nest more than 32 levels",
+                 id="deep-array"),
+    pytest.param('{"type":"hello","x":' + '{"a":' * 2000 + "1" + "}" * 2001, None, BAD_DATA,
+                 "must not nest more than 32 levels", id="deep-hello"),
+    pytest.param(json.dumps({**HELLO, "pad": "x" * 70_000}), None, BAD_DATA, "at most 64 KiB",
+                 id="huge-hello"),
+    pytest.param(json.dumps(HELLO), ["[" * 3000 + "]" * 3000], BAD_DATA,
+                 "must not nest more than 32", id="deep-after-hello"),
 ])
 def test_bad_input_is_an_error_and_a_clean_close(
         commands: OnnxModel, first: str | bytes, then: list[str | bytes] | None, code: int,
@@ -209,6 +218,17 @@ def test_bad_input_is_an_error_and_a_clean_close(
         assert [e["label"] for e in ok.events] == ["yes", "no"]
     assert not any("Traceback" in line for line in st.log)
     assert any(words.split("'")[0] in line for line in st.log)
+
+
+def test_hello_depth_counts_nesting_not_brackets_in_strings() -> None:
+    """The depth bound reads JSON structure: brackets and escaped quotes in a string are text."""
+    from hark.live.protocol import ProtocolError, parse_hello
+
+    token = '[[{{\\"]]' * 40 + "\\"
+    hello = parse_hello(json.dumps({**HELLO, "token": token, "x": [[[[1]]]]}))
+    assert hello.token == token
+    with pytest.raises(ProtocolError, match="32 levels"):
+        parse_hello(json.dumps({**HELLO, "x": json.loads("[" * 40 + "]" * 40)}))
 
 
 def test_token_and_max_streams(commands: OnnxModel) -> None:
