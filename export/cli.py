@@ -7,13 +7,30 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
+import types
+import typing
 from typing import Any
 
 from hark.export.errors import ExportError
-from hark.export.presets import FRONTEND_FIELDS, PRESETS, FrontendChoice, parse_frontend_spec
-from hark.live.card import SmoothingSpec, VadSpec
-from hark.live.cli_options import add_fields, values
+from hark.export.modelcard import BACKGROUND_LABELS
+from hark.export.presets import (
+    FRONTEND_FIELDS,
+    PRESETS,
+    FrontendChoice,
+    convert_field,
+    parse_frontend_spec,
+)
+from hark.live.card import (
+    _CHOICES,
+    _INPUT_CHOICES,
+    FRONTEND_KINDS,
+    FrontendSpec,
+    SmoothingSpec,
+    VadSpec,
+)
+from hark.live.cli_options import _comments, add_fields, values
 
 EXAMPLES = """\
 examples:
@@ -40,6 +57,89 @@ presets:
 """ + "\n".join(f"  {p.name:16s} {p.description}" for p in PRESETS.values())
 
 
+# help for the FrontendSpec fields that carry no comment of their own in live/card.py
+_FIELD_HELP = {
+    "kind": "what a frame is (the FrontendSpec docstring in live/card.py says how each is made)",
+    "window_ms": "analysis window (ms); win_length sets it in samples",
+    "hop_ms": "hop between frames (ms); hop_length sets it in samples",
+    "n_mels": "mel bands (logmel, mfcc)",
+    "fmin": "lowest mel frequency (Hz)",
+    "fmax": "highest mel frequency (Hz; none: sample_rate / 2)",
+    "n_mfcc": "cepstral coefficients kept (mfcc)",
+    "pad_mode": "how center=True pads the stream's start: zeros or librosa's reflection",
+    "mel_scale": "the mel scale of librosa's filterbank",
+    "mel_norm": "librosa's filter normalisation (slaney: equal area) or none",
+    "dct_norm": "the DCT's normalisation (see dct_type)",
+    "lifter_style": "where the lifter counts n from (see lifter)",
+    "delta_order": "delta orders appended to each frame (see delta_width)",
+}
+
+
+def _value_word(v: Any) -> str:
+    if v is None:
+        return "none"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def _allowed_words(hint: Any) -> list[str]:
+    """The values a FrontendSpec annotation allows, as words: literals, type names, none."""
+    if typing.get_origin(hint) is typing.Literal:
+        return [_value_word(v) for v in typing.get_args(hint)]
+    if hint is type(None):
+        return ["none"]
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return [w for arg in typing.get_args(hint) for w in _allowed_words(arg)]
+    if hint is bool:
+        return ["true", "false"]
+    return [getattr(hint, "__name__", str(hint))]
+
+
+def frontend_field_values(name: str) -> list[str]:
+    """Allowed values of one FrontendSpec field: live.card's _CHOICES, else its annotation."""
+    if name == "kind":
+        return list(FRONTEND_KINDS)
+    if name in _CHOICES:
+        return [_value_word(v) for v in _CHOICES[name]]
+    return list(dict.fromkeys(_allowed_words(typing.get_type_hints(FrontendSpec)[name])))
+
+
+def add_frontend_fields(group: Any) -> list[str]:
+    """One --FIELD VALUE option per FrontendSpec field, generated so it cannot drift.
+
+    Values are parsed as `--frontend field=value` parses them; the help lists the allowed
+    values (live.card's _CHOICES, else the annotation) and the field's comment in live/card.py.
+    Returns the flags added.
+    """
+    notes = _comments(FrontendSpec)
+    flags = []
+    for f in dataclasses.fields(FrontendSpec):
+        flag = "--" + f.name.replace("_", "-")
+        words = frontend_field_values(f.name)
+        literal = all(w not in ("int", "float", "str") for w in words)
+        note = notes.get(f.name) or _FIELD_HELP.get(f.name, "")
+        default = f.default if f.default is not dataclasses.MISSING else None
+        # kind has no default: a frontend is a preset or a kind
+        given = "" if f.name == "kind" else f" (default {_value_word(default)})"
+        text = (f"{note}; " if note else "") + " | ".join(words) + given
+        metavar = ("{" + ",".join(words) + "}" if literal else
+                   "|".join(w.upper() if w in ("int", "float", "str") else w for w in words))
+        group.add_argument(flag, dest=f.name, metavar=metavar,
+                           type=functools.partial(_field_value, f.name),
+                           help=text.replace("%", "%%"))
+        flags.append(flag)
+    return flags
+
+
+def _field_value(name: str, text: str) -> object:
+    try:
+        return convert_field(name, text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} (allowed: {', '.join(frontend_field_values(name))})") from None
+
+
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "export",
@@ -60,21 +160,18 @@ def register(subparsers: Any) -> None:
                    help="a Python file defining custom_objects = {name: object} (custom "
                    "activations or layers the model was saved with); kapre layers are built in")
 
-    fe = p.add_argument_group("frontend (what feeds the model)")
+    fe = p.add_argument_group(
+        "frontend (what feeds the model)",
+        "A --preset, then any field below to change it (--FIELD VALUE is --frontend\n"
+        "FIELD=VALUE); without a preset, --kind and the fields. These are every field of the\n"
+        "model card's frontend (FrontendSpec in live/card.py), with their allowed values.")
     fe.add_argument("--preset", choices=sorted(PRESETS), help="a named frontend (see below)")
     fe.add_argument("--frontend", action="append", default=[], metavar="[INPUT=]SPEC",
-                    help="PRESET[,field=value...] or field=value,...; with INPUT= for one Keras "
-                    "input of a multi-input model (repeatable)")
+                    help="PRESET[,field=value...] or field=value,... with the fields below "
+                    "(kind=stft,window_fn=hann_symmetric,power=1,log=none); with INPUT= for one "
+                    "Keras input of a multi-input model (repeatable)")
     fe.add_argument("--sample-rate", type=int, metavar="HZ", help="model sample rate")
-    fe.add_argument("--kind", choices=("specgram", "logmel", "mfcc", "raw"))
-    fe.add_argument("--window-ms", type=float, help="analysis window (ms)")
-    fe.add_argument("--hop-ms", type=float, help="hop between frames (ms)")
-    fe.add_argument("--n-fft", type=int, help="FFT size (default: the window length)")
-    fe.add_argument("--n-mels", type=int)
-    fe.add_argument("--n-mfcc", type=int)
-    fe.add_argument("--fmin", type=float)
-    fe.add_argument("--fmax", type=float)
-    fe.add_argument("--log-floor", type=float)
+    add_frontend_fields(fe)
     fe.add_argument("--window-s", type=float,
                     help="window model: seconds of audio per decision (default: from the model)")
     fe.add_argument("--stride-s", type=float,
@@ -84,18 +181,19 @@ def register(subparsers: Any) -> None:
 
     lay = p.add_argument_group(
         "input layout (inferred from the Keras input shape when only one reading fits)")
-    lay.add_argument("--layout", choices=("frames_bins", "bins_frames"),
+    lay.add_argument("--layout", choices=_INPUT_CHOICES["layout"],
                      help="frames x bins, or bins x frames (coefficient-first, as librosa "
-                     "returns it)")
-    lay.add_argument("--flatten", action="store_true", default=None,
-                     help="the window is one row-major vector (with --layout: which order)")
-    lay.add_argument("--pool", choices=("none", "mean", "mean_std"),
-                     help="the model takes the mean (or mean then std) of each bin over the "
-                     "window's frames")
+                     "returns it); given alone it settles the order of a flattened vector")
+    lay.add_argument("--flatten", action=argparse.BooleanOptionalAction, default=None,
+                     help="the window is one row-major vector (with --layout: which order); "
+                     "--no-flatten: it is not")
+    lay.add_argument("--pool", choices=_INPUT_CHOICES["pool"],
+                     help="mean, mean_std: the mean (then std) of each bin over the window's "
+                     "frames, (bins,)")
     lay.add_argument("--channels", type=int, metavar="N",
                      help="N stacked copies on a channel axis (3 for an ImageNet CNN)")
-    lay.add_argument("--channel-axis", choices=("last", "first"))
-    lay.add_argument("--window-norm", choices=("none", "per_bin", "global"),
+    lay.add_argument("--channel-axis", choices=_INPUT_CHOICES["channel_axis"])
+    lay.add_argument("--window-norm", choices=_INPUT_CHOICES["window_norm"],
                      help="standardise each window (x - mean) / std, per bin or over all values")
 
     card = p.add_argument_group("card defaults")
@@ -104,8 +202,14 @@ def register(subparsers: Any) -> None:
     card.add_argument("--output-activation", choices=("softmax", "sigmoid", "none"),
                       help="a model ending in logits (linear last layer): append softmax or "
                       "sigmoid in the ONNX graph (parity is measured after it), or keep them")
-    card.add_argument("--ignore-labels", action="append", default=[], metavar="L[,L...]",
-                      help="background classes that never become events (_silence_, _unknown_)")
+    card.add_argument("--ignore-labels", action="append", default=None, metavar="L[,L...]",
+                      help="classes that never become events (_silence_,_unknown_); replaces "
+                      "the default, which is every label that names an absence of sound: "
+                      f"{', '.join(BACKGROUND_LABELS)}, in any case, with or without surrounding "
+                      "underscores (_background_noise_, Silence); --ignore-labels '' ignores none")
+    card.add_argument("--keep-labels", action="append", default=[], metavar="L[,L...]",
+                      help="labels that do become events although ignored by default "
+                      "(--keep-labels silence)")
     # the card's smoothing and VAD fields, generated from live.card's dataclasses
     smoothing_flags = add_fields(card, SmoothingSpec, [
         ("method", "--smoothing"), "median_frames", "ema_alpha", "threshold_on", "threshold_off",
@@ -185,7 +289,9 @@ def run(args: argparse.Namespace) -> int:
 
     smoothing = values(args, args.smoothing_flags) or None
     vad: Any = values(args, args.vad_flags) or None
-    ignore = [s.strip() for v in args.ignore_labels for s in v.split(",") if s.strip()]
+    ignore = (None if args.ignore_labels is None else
+              [s.strip() for v in args.ignore_labels for s in v.split(",") if s.strip()])
+    keep = [s.strip() for v in args.keep_labels for s in v.split(",") if s.strip()]
     result = convert(
         args.model,
         args.labels,
@@ -198,6 +304,7 @@ def run(args: argparse.Namespace) -> int:
         normalization=_keyed(args.normalization),
         task=args.task,
         ignore_labels=ignore,
+        keep_labels=keep,
         smoothing=smoothing,
         vad=vad,
         quantize=args.quantize,
@@ -229,6 +336,7 @@ def summary_dict(result: Any) -> dict[str, Any]:
         "onnx_bytes": result.onnx_bytes,
         "source_bytes": result.source_bytes,
         "inputs": result.input_names,
+        "ignore_labels": list(result.card.ignore_labels),
         "state": [[s.input, s.output, list(s.shape)] for s in result.card.state],
         "rewrites": result.rewrites,
         "warnings": result.warnings,
@@ -241,6 +349,23 @@ def summary_dict(result: Any) -> dict[str, Any]:
     }
 
 
+def ignored_text(ignored: tuple[str, ...], how: dict[str, Any] | None) -> str:
+    """Which labels never become events, and why: the summary says it so nobody is surprised."""
+    how = how or {}
+    kept = list(how.get("kept", ()))
+    if not ignored:
+        text = "every label can become an event"
+        if how.get("source") == "default":
+            text += " (no silence-like label" + (f"; kept: {', '.join(kept)})" if kept else ")")
+        return text
+    names = ", ".join(ignored)
+    if how.get("source") == "default":
+        return (f"never events (silence-like, by default): {names}"
+                + (f"; kept: {', '.join(kept)}" if kept else "")
+                + f" (--keep-labels {ignored[0]} or --ignore-labels '' to make them events)")
+    return f"never events (--ignore-labels): {names}"
+
+
 def summary_text(result: Any) -> str:
     from hark.export.parity import summary
 
@@ -251,6 +376,7 @@ def summary_text(result: Any) -> str:
         f"  source   {src.get('file')} (Keras {src.get('written_by_keras')}, loaded with "
         f"{src.get('loaded_with')}, sha256 {str(src.get('sha256'))[:12]})",
         f"  task     {card.task}, {len(card.labels)} labels, {card.sample_rate} Hz",
+        "  labels   " + ignored_text(card.ignore_labels, card.provenance.get("ignore_labels")),
     ]
     for inp in card.inputs:
         fe = card.frontends[inp.frontend]

@@ -114,6 +114,15 @@ def _unsupported_message(message: str, model: Any) -> str:
     return f"{where} cannot be converted to ONNX: {message.strip()[:300]}"
 
 
+def _backbone(frontends: Mapping[str, Any]) -> Any:
+    """The pin of the shipped speech-embedding backbone when a frontend is of kind embedding."""
+    if not any(fe.kind == "embedding" for fe in frontends.values()):
+        return None
+    from hark.live.backbone import backbone_info
+
+    return backbone_info().ref()
+
+
 def _card_shape(shape: tuple[Any, ...]) -> tuple[int | None, ...]:
     return tuple(d if isinstance(d, int) else None for d in shape)
 
@@ -155,7 +164,8 @@ def convert(
     stride_s: float | None = None,
     normalization: Any = None,
     task: str | None = None,
-    ignore_labels: Sequence[str] = (),
+    ignore_labels: Sequence[str] | None = None,
+    keep_labels: Sequence[str] = (),
     smoothing: SmoothingSpec | Mapping[str, Any] | None = None,
     vad: bool | VadSpec | Mapping[str, Any] | None = None,
     quantize: str | None = None,
@@ -183,6 +193,9 @@ def convert(
     that ends in logits (a linear last layer); "none" keeps the logits. layout: a LayoutOptions
     (or a dict of its fields; a mapping from Keras input name to one for several inputs) picking
     how a fixed input shape is read when more than one reading fits (export.layout).
+    ignore_labels: the classes that never become events; None: every silence-like label
+    (modelcard.BACKGROUND_LABELS: silence, _background_noise_, ...), () for none; keep_labels
+    takes labels back out of either.
     reference_features: "FILE.py:FUNC" or a callable FUNC(audio, sample_rate) returning the
     model input for one window (the user's feature code): hark's runtime tensors are compared
     with it on probe audio (export.reference) and the export fails above reference_tolerance.
@@ -196,6 +209,7 @@ def convert(
     t0 = time.perf_counter()
     warnings: list[str] = []
     label_list = modelcard.read_labels(labels)
+    ignored = modelcard.resolve_ignore_labels(label_list, ignore_labels, keep_labels)
     if quantize is not None and quantize not in ("int8",):
         raise ExportError(f"unknown quantization {quantize!r} (supported: int8)")
     if task is not None and task not in ("multiclass", "multilabel"):
@@ -234,6 +248,7 @@ def convert(
                                  and k not in analysis.KAPRE_NAMES),
         "rewrites": graph.rewrites,
         "presets": plan.presets,
+        "ignore_labels": dataclasses.asdict(ignored),
     }
     def build_card(p: modelcard.FrontendPlan) -> ModelCard:
         return ModelCard(
@@ -256,10 +271,11 @@ def convert(
             window_s=p.window_s,
             stride_s=p.stride_s,
             normalization=norms,
-            ignore_labels=tuple(ignore_labels),
+            ignore_labels=ignored.labels,
             smoothing=smooth,
             vad=vad_spec,
             provenance=provenance,
+            backbone=_backbone(p.frontends),
         )
 
     card = build_card(plan)

@@ -80,6 +80,48 @@ def read_labels(labels: str | Path | Sequence[str]) -> tuple[str, ...]:
     return tuple(items)
 
 
+# Labels that name the absence of a sound: an event of one says nothing was heard, so the card
+# ignores them unless told otherwise. Compared after _label_key (case, spaces, dashes and
+# surrounding underscores do not count). Not here: _unknown_ / other / unknown, which mark a
+# sound that is present (a word outside the vocabulary): their events carry information.
+BACKGROUND_LABELS = ("silence", "background", "background_noise", "noise", "none", "nothing")
+
+
+def _label_key(label: str) -> str:
+    return re.sub(r"[\s\-]+", "_", label.strip().lower()).strip("_")
+
+
+@dataclass(frozen=True)
+class IgnoredLabels:
+    """The card's ignore_labels and where they came from (for the export summary)."""
+
+    labels: tuple[str, ...]
+    source: str  # "default" (silence-like labels) or "given"
+    kept: tuple[str, ...] = ()  # silence-like labels the user kept as events
+
+
+def resolve_ignore_labels(labels: Sequence[str], ignore: Sequence[str] | None,
+                          keep: Sequence[str] = ()) -> IgnoredLabels:
+    """The labels that never become events: every silence-like one, or exactly `ignore`.
+
+    ignore None means the silence-like ones (BACKGROUND_LABELS); `keep` then takes labels back
+    out. A name that is not a label is one clear error.
+    """
+    for what, names in (("--ignore-labels", ignore or ()), ("--keep-labels", keep)):
+        unknown = [n for n in names if n not in labels]
+        if unknown:
+            raise ExportError(f"{what}: {', '.join(map(repr, unknown))} not among the labels "
+                              f"({', '.join(labels)})")
+    if ignore is None:
+        chosen = [lb for lb in labels if _label_key(lb) in BACKGROUND_LABELS]
+        source = "default"
+    else:
+        chosen = list(dict.fromkeys(ignore))
+        source = "given"
+    kept = tuple(lb for lb in chosen if lb in keep)
+    return IgnoredLabels(tuple(lb for lb in chosen if lb not in keep), source, kept)
+
+
 def _as_choice(value: Any) -> FrontendChoice:
     if isinstance(value, FrontendChoice):
         return value

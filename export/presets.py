@@ -10,7 +10,7 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from hark.export.errors import ExportError
-from hark.live.card import FrontendSpec
+from hark.live.card import FRONTEND_KINDS, FrontendSpec
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,7 @@ class FrontendChoice:
         if not preset and "kind" not in self.overrides:
             raise ExportError(
                 "a frontend needs a preset or a kind: --preset "
-                f"{{{','.join(PRESETS)}}} or --kind {{specgram,logmel,mfcc,raw}}"
+                f"{{{','.join(PRESETS)}}} or --kind {{{','.join(FRONTEND_KINDS)}}}"
             )
         try:
             spec = dataclasses.replace(base, **self.overrides)  # type: ignore[arg-type]
@@ -94,7 +94,7 @@ def get_preset(name: str) -> Preset:
 _FIELD_TYPES = {f.name: str(f.type) for f in dataclasses.fields(FrontendSpec)}
 
 
-def _convert_field(name: str, value: str) -> object:
+def convert_field(name: str, value: str) -> object:
     """A spec string value as the FrontendSpec field's type (read from its annotation)."""
     kind = _FIELD_TYPES.get(name, "float")
     low = value.strip().lower()
@@ -146,7 +146,7 @@ def parse_frontend_spec(text: str) -> FrontendChoice:
                 f"(fields: {', '.join(FRONTEND_FIELDS)})"
             )
         try:
-            overrides[key] = _convert_field(key, value)
+            overrides[key] = convert_field(key, value)
         except ValueError:
             raise ExportError(f"frontend spec {text!r}: bad value for {key}: {value!r}") from None
     return FrontendChoice(preset, overrides)

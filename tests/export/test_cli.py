@@ -205,3 +205,146 @@ def test_parity_failure_writes_nothing(saved: dict[str, Any], labels_file: Path,
                   "parity check failed", "tolerance 1e-12", "batch 2 T=500", "streaming 7/call")
     assert "e-0" in line  # the measured numbers are printed
     assert not list(tmp_path.iterdir())
+
+
+# ---- findability: every frontend field in --help, --no-flatten, default ignored labels -------
+def _option_blocks(text: str) -> dict[str, str]:
+    """--flag -> its usage line and help, whitespace collapsed (argparse wraps anywhere)."""
+    import re
+
+    blocks: dict[str, str] = {}
+    body = text.split("options:", 1)[1]
+    for part in re.split(r"\n  (?=-)", body):
+        m = re.match(r"(--[\w-]+)", part)
+        if m:
+            blocks[m.group(1)] = " ".join(part.split())
+    return blocks
+
+
+def _expected_values(name: str) -> list[str]:
+    """The allowed words of a FrontendSpec field, read independently of export.cli."""
+    import typing
+
+    from hark.live.card import _CHOICES, FRONTEND_KINDS, FrontendSpec
+
+    def word(v: Any) -> str:
+        return "none" if v is None else ("true" if v is True else "false" if v is False
+                                         else str(v))
+
+    if name == "kind":
+        return list(FRONTEND_KINDS)
+    if name in _CHOICES:
+        return [word(v) for v in _CHOICES[name]]
+    hint = typing.get_type_hints(FrontendSpec)[name]
+    words = []
+    for arg in (typing.get_args(hint) or (hint,)):
+        if typing.get_origin(arg) is typing.Literal:
+            words += [word(v) for v in typing.get_args(arg)]
+        elif arg is type(None):
+            words.append("none")
+    return words
+
+
+def test_help_lists_every_frontend_field_with_its_values(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    import dataclasses
+
+    from hark.live.card import FrontendSpec
+
+    with pytest.raises(SystemExit):
+        main(["export", "--help"])
+    blocks = _option_blocks(capsys.readouterr().out)
+    for f in dataclasses.fields(FrontendSpec):
+        flag = "--" + f.name.replace("_", "-")
+        assert flag in blocks, f"{flag} is not in hark export --help"
+        for value in _expected_values(f.name):
+            assert value in blocks[flag].split(flag, 1)[1], (flag, value, blocks[flag])
+    for value in ("stft", "hann_symmetric", "reflect", "db_amplitude", "replace_zero"):
+        assert any(value in b for b in blocks.values()), value
+    assert "--no-flatten" in blocks["--flatten"]
+    assert "silence" in blocks["--ignore-labels"] and "--keep-labels" in blocks
+
+
+def _captured_convert(monkeypatch: pytest.MonkeyPatch, argv: list[str]) -> dict[str, Any]:
+    """The keyword arguments `hark export ARGV` hands to convert (nothing is converted)."""
+    import importlib
+
+    module = importlib.import_module("hark.export.convert")  # the package exports convert()
+    seen: dict[str, Any] = {}
+
+    class Stop(Exception):
+        pass
+
+    def fake(*args: Any, **kwargs: Any) -> Any:
+        seen.update(kwargs)
+        raise Stop
+
+    monkeypatch.setattr(module, "convert", fake)
+    with pytest.raises(Stop):
+        main(["export", "m.keras", "--labels", "a,b", *argv])
+    return seen
+
+
+def test_every_field_flag_reaches_the_frontend(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen = _captured_convert(monkeypatch, [
+        "--kind", "stft", "--window-fn", "hann_symmetric", "--pad-mode", "reflect",
+        "--log", "db_amplitude", "--floor-mode", "max", "--log-floor", "1e-5", "--top-db", "80",
+        "--n-fft", "pow2", "--center", "true", "--db-ref", "max", "--no-flatten",
+        "--layout", "bins_frames"])
+    fe = seen["frontend"]["*"].overrides
+    assert fe == {"kind": "stft", "window_fn": "hann_symmetric", "pad_mode": "reflect",
+                  "log": "db_amplitude", "floor_mode": "max", "log_floor": 1e-5,
+                  "top_db": 80.0, "n_fft": "pow2", "center": True, "db_ref": "max"}
+    assert seen["layout"] == {"layout": "bins_frames", "flatten": False}
+    assert seen["ignore_labels"] is None and seen["keep_labels"] == []
+    seen = _captured_convert(monkeypatch, ["--kind", "logmel", "--ignore-labels", "",
+                                           "--keep-labels", "a"])
+    assert seen["ignore_labels"] == [] and seen["keep_labels"] == ["a"]
+
+
+def test_bad_field_value_names_the_allowed_ones(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as e:
+        main(["export", "m.keras", "--labels", "a", "--window-fn", "kaiser"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "'kaiser'" in err and "hann_symmetric" in err
+
+
+@pytest.mark.parametrize("labels,ignored", [
+    (("yes", "no", "_silence_"), ("_silence_",)),
+    (("Silence", "Background Noise", "_background_noise_", "noise", "None", "dog"),
+     ("Silence", "Background Noise", "_background_noise_", "noise", "None")),
+    (("yes", "_unknown_", "other", "noisy", "silent"), ()),  # sounds that are present
+])
+def test_silence_like_labels_are_ignored_by_default(labels: tuple[str, ...],
+                                                    ignored: tuple[str, ...]) -> None:
+    from hark.export.modelcard import resolve_ignore_labels
+
+    assert resolve_ignore_labels(labels, None).labels == ignored
+
+
+def test_ignore_and_keep_labels_override_the_default() -> None:
+    from hark.export.errors import ExportError
+    from hark.export.modelcard import resolve_ignore_labels
+
+    labels = ("yes", "_unknown_", "_silence_")
+    assert resolve_ignore_labels(labels, []).labels == ()
+    assert resolve_ignore_labels(labels, ["_unknown_"]).labels == ("_unknown_",)
+    kept = resolve_ignore_labels(labels, None, ["_silence_"])
+    assert kept.labels == () and kept.kept == ("_silence_",)
+    with pytest.raises(ExportError, match="'silence' not among the labels"):
+        resolve_ignore_labels(labels, None, ["silence"])
+
+
+def test_export_ignores_silence_by_default_and_says_so(
+        saved: dict[str, Any], labels_file: Path, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    rc = main(["export", str(saved["cnn"].path), "--labels", str(labels_file),
+               "--preset", "kaggle-specgram", "--out", str(tmp_path), "--no-streaming-split"])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    line = next(ln for ln in out.splitlines() if ln.strip().startswith("labels"))
+    assert "_silence_" in line and "by default" in line and "--keep-labels" in line
+    card = json.loads((tmp_path / "cnn.json").read_text())
+    assert card["ignore_labels"] == ["_silence_"]
+    assert card["provenance"]["ignore_labels"]["source"] == "default"

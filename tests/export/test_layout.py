@@ -94,3 +94,24 @@ def test_nice_window_prefers_round_seconds() -> None:
     spec = FrontendSpec(kind="logmel", window_ms=25.0, hop_ms=10.0, n_fft=512)
     assert nice_window_s(98, spec, 16000) == 1.0
     assert nice_window_s(98, spec, 16000, prefer=(0.99, 1.004)) == 1.004  # 0.99: 97 frames
+
+
+@pytest.mark.parametrize("shape,layout,want", [
+    ((880,), "bins_frames", ("bins_frames", True, 44)),  # dodo: the order of a flattened vector
+    ((880,), "frames_bins", ("frames_bins", True, 44)),
+    ((20, 20), "bins_frames", ("bins_frames", False, 20)),  # square: either order fits
+    ((1, 17600), "frames_bins", ("frames_bins", True, 880)),  # also 0.8 s of raw samples
+])
+def test_an_explicit_layout_alone_settles_the_reading(shape: tuple[int, ...], layout: str,
+                                                      want: tuple[Any, ...]) -> None:
+    plan = _plan(shape, {**LIBROSA, "n_mfcc": 20}, layout={"layout": layout})
+    r = plan.readings["x"]
+    assert (r.layout, r.flatten, r.frames) == want
+
+
+def test_no_flatten_leaves_the_pooled_reading() -> None:
+    spec = {"kind": "logmel", "window_ms": 25.0, "hop_ms": 10.0, "n_fft": 512, "n_mels": 40}
+    with pytest.raises(FrontendMismatchError, match="3 ways"):
+        _plan((80,), spec, sr=16000)  # 2 frames flattened either way, or mean and std
+    r = _plan((80,), spec, sr=16000, layout={"flatten": False}).readings["x"]
+    assert r.pool == "mean_std"
