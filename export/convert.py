@@ -173,6 +173,7 @@ def convert(
     tolerance: float = DEFAULT_TOLERANCE,
     opset: int = DEFAULT_OPSET,
     custom_objects: Mapping[str, Any] | str | Path | None = None,
+    architecture: Any = None,
     output_activation: str | None = None,
     layout: Any = None,
     reference_features: Any = None,
@@ -189,8 +190,10 @@ def convert(
     frontend name to one. smoothing / vad: a spec or a dict of fields to override.
     quantize="int8" also writes NAME-int8.onnx/.json; eval_npz (arrays x, y) adds accuracies.
     custom_objects: the names the model was saved with (a dict, or a .py file defining
-    `custom_objects`). output_activation: "softmax" / "sigmoid" appends that head to a model
-    that ends in logits (a linear last layer); "none" keeps the logits. layout: a LayoutOptions
+    `custom_objects`). architecture: for a weights-only file (model.save_weights), "FILE.py:FUNC"
+    or a function returning the uncompiled model the weights are loaded into.
+    output_activation: "softmax" / "sigmoid" appends that head to a model that ends in logits
+    (a linear last layer); "none" keeps the logits. layout: a LayoutOptions
     (or a dict of its fields; a mapping from Keras input name to one for several inputs) picking
     how a fixed input shape is read when more than one reading fits (export.layout).
     ignore_labels: the classes that never become events; None: every silence-like label
@@ -215,7 +218,8 @@ def convert(
     if task is not None and task not in ("multiclass", "multilabel"):
         raise ExportError(f"unknown task {task!r} (expected multiclass or multilabel)")
     versions = require_toolchain()
-    loaded = load(model_path, custom_objects)
+    loaded = load(model_path, custom_objects, architecture)
+    warnings.extend(loaded.notes)
     model = loaded.model
     info = _inspect(model, label_list, task, warnings, output_activation)
     in_graph = analysis.frontend_layers(model)
@@ -568,7 +572,7 @@ def _quantize(graph: _Graph, info: _Inspection, checker: Any,
 
 
 def _source_info(loaded: LoadedModel) -> dict[str, Any]:
-    return {
+    info = {
         "file": loaded.path.name,
         "path": str(loaded.path.resolve()),
         "sha256": loaded.sha256,
@@ -577,6 +581,9 @@ def _source_info(loaded: LoadedModel) -> dict[str, Any]:
         "written_by_keras": loaded.keras_version or "unknown",
         "loaded_with": f"{loaded.keras.__name__} {loaded.keras.__version__}",
     }
+    if loaded.architecture is not None:
+        info["architecture"] = loaded.architecture
+    return info
 
 
 def _accuracy(pred: np.ndarray, y: np.ndarray, task: str) -> float:

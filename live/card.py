@@ -16,11 +16,26 @@ from hark.live.errors import HarkError
 
 SCHEMA_VERSION = 1
 MAX_CARD_BYTES = 16 * 2**20  # a card is a few kB; normalization of 16k bins is ~400 kB
-FRONTEND_KINDS = ("specgram", "stft", "logmel", "mfcc", "raw")
+FRONTEND_KINDS = ("specgram", "stft", "logmel", "mfcc", "raw", "embedding")
 INPUT_ROLES = ("frames", "window", "raw")
 TASKS = ("multiclass", "multilabel")
 # fields that change numbers only over a whole window (a clip), never per frame
 WINDOW_OP_FIELDS = ("db_ref", "top_db", "delta_order")
+# The speech-embedding backbone's framing (live.backbone): 32-bin mel frames of 512 samples every
+# 160, clamped to 80 dB below the loudest of each chunk of 8 (openWakeWord's 80 ms calls), and
+# one 96-dim embedding of 76 mel frames every 8 (80 ms), at 16 kHz.
+EMBEDDING_RATE = 16000
+EMBEDDING_MEL_WINDOW = 512
+EMBEDDING_MEL_HOP = 160
+EMBEDDING_MEL_FRAMES = 76
+EMBEDDING_STEP_MELS = 8
+EMBEDDING_DIM = 96
+EMBEDDING_HOP = EMBEDDING_MEL_HOP * EMBEDDING_STEP_MELS  # 1280 samples
+# embedding e needs the whole clamp chunks holding mel frames 8e .. 8e + 75: frames up to 8e + 79
+EMBEDDING_CHUNKS = -(-EMBEDDING_MEL_FRAMES // EMBEDDING_STEP_MELS)  # 10
+EMBEDDING_WINDOW = (EMBEDDING_MEL_HOP * (EMBEDDING_CHUNKS * EMBEDDING_STEP_MELS - 1)
+                    + EMBEDDING_MEL_WINDOW)  # 13152 samples (822 ms)
+BACKBONES = ("speech_embedding",)
 
 
 class CardError(HarkError):
@@ -33,7 +48,9 @@ class FrontendSpec:
 
     kind: specgram (scipy.signal.spectrogram PSD, hann, log(x + log_floor): fixed), stft (the
     spectrum itself, |X| or |X|^2), logmel (a mel filterbank on it, then `log`), mfcc (a DCT of
-    the log-mel), or raw (no frames: the input is the waveform itself).
+    the log-mel), raw (no frames: the input is the waveform itself), or embedding (a frozen
+    speech-embedding backbone, live.backbone: one 96-dim frame every 80 ms at 16 kHz, covering
+    the last 782 ms; its framing is the backbone's own, the other fields do not apply).
 
     Framing: causal by default, frame t covers samples [t*hop, t*hop + window), zero-padded at
     its end to n_fft (scipy, tf.signal, python_speech_features). center=True is librosa's: frame
@@ -41,7 +58,7 @@ class FrontendSpec:
     padded by n_fft//2 (pad_mode); the frame is complete n_fft - n_fft//2 samples after t*hop.
     """
 
-    kind: Literal["specgram", "stft", "logmel", "mfcc", "raw"] = "logmel"
+    kind: Literal["specgram", "stft", "logmel", "mfcc", "raw", "embedding"] = "logmel"
     window_ms: float = 25.0
     hop_ms: float = 10.0
     # FFT size; None = the window length; "pow2" = the next power of 2 >= the window (tf.signal)
@@ -101,11 +118,15 @@ class FrontendSpec:
     delta_order: Literal[0, 1, 2] = 0
 
     def window_samples(self, sample_rate: int) -> int:
+        if self.kind == "embedding":
+            return EMBEDDING_WINDOW
         if self.win_length is not None:
             return self.win_length
         return _exact_samples(self.window_ms, sample_rate, "window_ms")
 
     def hop_samples(self, sample_rate: int) -> int:
+        if self.kind == "embedding":
+            return EMBEDDING_HOP
         if self.hop_length is not None:
             return self.hop_length
         return _exact_samples(self.hop_ms, sample_rate, "hop_ms")
@@ -115,6 +136,8 @@ class FrontendSpec:
         return self.hop_samples(sample_rate) / sample_rate
 
     def fft_size(self, sample_rate: int) -> int:
+        if self.kind == "embedding":
+            return EMBEDDING_MEL_WINDOW
         win = self.window_samples(sample_rate)
         if self.n_fft == "pow2":
             return 1 << max(0, (win - 1).bit_length())
@@ -154,6 +177,8 @@ class FrontendSpec:
             return self.n_mels
         if self.kind == "mfcc":
             return self.n_mfcc
+        if self.kind == "embedding":
+            return EMBEDDING_DIM
         return 1
 
     def frame_bins(self, sample_rate: int) -> int:
@@ -172,6 +197,16 @@ class FrontendSpec:
                 f"unknown frontend kind {self.kind!r} (expected one of {', '.join(FRONTEND_KINDS)})"
             )
         if self.kind == "raw":
+            return
+        if self.kind == "embedding":
+            if sample_rate != EMBEDDING_RATE:
+                raise CardError(f"the embedding frontend runs at {EMBEDDING_RATE} Hz only, "
+                                f"not {sample_rate}")
+            changed = [f.name for f in fields(self)
+                       if f.name not in ("kind",) and getattr(self, f.name) != _DEFAULTS[f.name]]
+            if changed:
+                raise CardError(f"the embedding frontend has its backbone's own framing: "
+                                f"{', '.join(changed)} cannot be set")
             return
         for name, choices in _CHOICES.items():
             if getattr(self, name) not in choices:
@@ -508,6 +543,22 @@ class StreamingSplit:
 
 
 @dataclass(frozen=True)
+class BackboneRef:
+    """The frozen backbone an embedding frontend runs (live.backbone), pinned by its files.
+
+    name: one of BACKBONES; sha256: of its ONNX graphs as shipped in hark (live.backbone checks
+    it on load, so a card never runs on other numbers than it was trained on); source, licence
+    and attribution travel with every model built on it.
+    """
+
+    name: str
+    sha256: str
+    source: str = ""
+    licence: str = ""
+    attribution: str = ""
+
+
+@dataclass(frozen=True)
 class ModelCard:
     """What `hark export` writes beside NAME.onnx; see DESIGN.md "The model card"."""
 
@@ -529,6 +580,8 @@ class ModelCard:
     evaluation: dict[str, Any] = field(default_factory=dict)
     # the front/head pair of a split window CNN, or why there is none (None: never tried)
     streaming_split: StreamingSplit | None = None
+    # the backbone of an embedding frontend (None: no frontend of this card is one)
+    backbone: BackboneRef | None = None
     schema: int = SCHEMA_VERSION
 
     @property
@@ -585,6 +638,8 @@ class ModelCard:
         d["labels"] = list(self.labels)
         if d["streaming_split"] is None:
             del d["streaming_split"]  # cards of models never split stay as they were
+        if d["backbone"] is None:
+            del d["backbone"]
         return {"schema": d.pop("schema"), **d}
 
     def save(self, path: str | Path) -> None:
@@ -692,6 +747,15 @@ class ModelCard:
         self.vad.validate(self.sample_rate)
         if self.streaming_split is not None:
             self.streaming_split.validate(self)
+        uses_backbone = any(fe.kind == "embedding" for fe in self.frontends.values())
+        if uses_backbone and self.backbone is None:
+            raise CardError("an embedding frontend needs the card's backbone (name, sha256)")
+        if self.backbone is not None:
+            if not uses_backbone:
+                raise CardError("the card names a backbone but no frontend is of kind embedding")
+            if self.backbone.name not in BACKBONES:
+                raise CardError(f"unknown backbone {self.backbone.name!r} "
+                                f"(expected one of {', '.join(BACKBONES)})")
 
     def expected_frames(self, inp: InputSpec) -> int:
         """Number of feature frames (or samples for raw) in one window of a window input."""

@@ -21,7 +21,7 @@ import numpy as np
 
 from hark.live.card import FrontendSpec, ModelCard
 from hark.live.events import Event, OpenEvent, Update
-from hark.live.features import Frontend
+from hark.live.features import AnyFrontend, make_frontend
 from hark.live.model import OnnxModel
 from hark.live.preroll import FrameRing
 from hark.live.runners import FrameRunner, WindowRunner
@@ -143,15 +143,15 @@ class _RateGroup:
             import soxr
 
             self.resampler = soxr.ResampleStream(stream_rate, rate, 1, dtype="float32")
-        self.frontends: dict[FrontendSpec, Frontend] = {}
+        self.frontends: dict[FrontendSpec, AnyFrontend] = {}
         self.gates: dict[VadOptions, Gate] = {}
         self.samples = 0  # samples pushed at this rate
         # keyed by the Frontend object: an identity hash, where a FrontendSpec hashes ~30 fields
-        self.new_frames: dict[Frontend, tuple[int, np.ndarray]] = {}
+        self.new_frames: dict[AnyFrontend, tuple[int, np.ndarray]] = {}
 
-    def frontend(self, spec: FrontendSpec) -> Frontend:
+    def frontend(self, spec: FrontendSpec) -> AnyFrontend:
         if spec not in self.frontends:
-            self.frontends[spec] = Frontend(spec, self.rate)
+            self.frontends[spec] = make_frontend(spec, self.rate)
         return self.frontends[spec]
 
     def gate(self, options: VadOptions) -> Gate:

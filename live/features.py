@@ -13,6 +13,7 @@ from functools import lru_cache
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from hark.live.backbone import EmbeddingFrontend, n_embeddings
 from hark.live.card import FrontendSpec, Normalization
 
 SPECGRAM_EPS = 1e-10  # the Kaggle kernel's log(spec + 1e-10)
@@ -452,10 +453,22 @@ def _delta(x: np.ndarray, width: int, order: int) -> np.ndarray:
     )
 
 
+AnyFrontend = Frontend | EmbeddingFrontend
+
+
+def make_frontend(spec: FrontendSpec, sample_rate: int) -> AnyFrontend:
+    """The streaming frontend of a spec: a Frontend, or the speech-embedding backbone's."""
+    if spec.kind == "embedding":
+        return EmbeddingFrontend(spec, sample_rate)
+    return Frontend(spec, sample_rate)
+
+
 def n_frames_for(n_samples: int, spec: FrontendSpec, sample_rate: int) -> int:
     """How many frames `compute_features` gives for n_samples."""
     if spec.kind == "raw":
         return n_samples
+    if spec.kind == "embedding":
+        return n_embeddings(n_samples)
     hop = spec.hop_samples(sample_rate)
     if spec.center:
         need = spec.frame_extent(sample_rate)
@@ -476,7 +489,7 @@ def compute_features(
 
     The frames are `Frontend.push`'s; window operations are not applied (see window_features).
     """
-    frames = Frontend(spec, sample_rate).push(audio)
+    frames = make_frontend(spec, sample_rate).push(audio)
     return normalize(frames, normalization)
 
 

@@ -64,7 +64,7 @@ def check_limits(card: ModelCard) -> None:
         raise CardError(f"labels: {len(card.labels)} labels (at most {MAX_LABELS})")
     sr = card.sample_rate
     for name, fe in card.frontends.items():
-        if fe.kind != "raw":
+        if fe.kind not in ("raw", "embedding"):  # the backbone's framing is fixed
             _check_framing(fe, sr, f"frontends.{name}")
     for i, st in enumerate(card.state):
         if any(d < 1 for d in st.shape):

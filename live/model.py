@@ -84,6 +84,13 @@ class OnnxModel:
         onnx_path, card_path = resolve_model(spec)
         if card is None:
             card = load_card(card_path)  # its errors name the card file
+        if card.backbone is not None:  # the shipped backbone must be the one it was built on
+            from hark.live.backbone import check_ref
+
+            try:
+                check_ref(card.backbone)
+            except CardError as e:
+                raise CardError(f"{card_path}: {e}") from None
         session = open_session(onnx_path, options)
         ins = {i.name: _shape(i.shape) for i in session.get_inputs()}
         outs = {o.name: _shape(o.shape) for o in session.get_outputs()}

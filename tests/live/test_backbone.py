@@ -1,0 +1,141 @@
+"""The speech-embedding backbone frontend: streams = offline = openWakeWord's TFLite; pinned."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hark.live.backbone import (
+    BACKBONE_DIR,
+    EmbeddingFrontend,
+    backbone_info,
+    check_ref,
+    files_sha256,
+    n_embeddings,
+    window_seconds,
+)
+from hark.live.card import (
+    EMBEDDING_HOP,
+    EMBEDDING_WINDOW,
+    BackboneRef,
+    CardError,
+    FrontendSpec,
+)
+from hark.live.features import compute_features, make_frontend, n_frames_for
+
+SPEC = FrontendSpec(kind="embedding")
+RATE = 16000
+
+
+def speechy(seconds: float, seed: int) -> np.ndarray:
+    """Noise bursts and harmonics with pauses: loud and quiet chunks (the clamp matters)."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * RATE)
+    t = np.arange(n) / RATE
+    f0 = 120 + 60 * np.sin(2 * np.pi * 0.7 * t)
+    voiced = sum(np.sin(2 * np.pi * k * np.cumsum(f0) / RATE) / k for k in range(1, 6))
+    env = (np.sin(2 * np.pi * 1.3 * t) > 0.2).astype(float)
+    x = 0.3 * env * voiced + rng.standard_normal(n) * np.where(env > 0, 0.02, 0.0005)
+    return x.astype(np.float32)
+
+
+OFFLINE = compute_features(speechy(6.0, 0), SPEC, RATE)
+
+
+def test_offline_shape_and_framing() -> None:
+    n = int(6.0 * RATE)
+    assert OFFLINE.shape == (n_embeddings(n), 96) == (n_frames_for(n, SPEC, RATE), 96)
+    assert (n - EMBEDDING_WINDOW) // EMBEDDING_HOP + 1 == len(OFFLINE)
+    assert SPEC.hop_samples(RATE) == 1280 and SPEC.window_samples(RATE) == 13152
+    assert np.isfinite(OFFLINE).all() and OFFLINE.std() > 1.0
+    assert isinstance(make_frontend(SPEC, RATE), EmbeddingFrontend)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.integers(1, 9000), min_size=1, max_size=40))
+def test_any_chunking_equals_offline(cuts: list[int]) -> None:
+    x = speechy(6.0, 0)
+    fe = EmbeddingFrontend(SPEC, RATE)
+    parts, i = [], 0
+    for c in cuts:
+        parts.append(fe.push(x[i : i + c]))
+        i += c
+    parts.append(fe.push(x[i:]))
+    got = np.concatenate(parts)
+    assert got.shape == OFFLINE.shape
+    assert np.abs(got - OFFLINE).max() <= 1e-5
+    assert fe.frames_out == len(OFFLINE)
+
+
+def test_live_blocks_and_reset() -> None:
+    x = speechy(6.0, 0)
+    fe = EmbeddingFrontend(SPEC, RATE)
+    first = np.concatenate([fe.push(x[i : i + 160]) for i in range(0, 3 * RATE, 160)])
+    fe.reset()
+    again = np.concatenate([fe.push(x[i : i + 480]) for i in range(0, x.size, 480)])
+    assert np.abs(again - OFFLINE).max() <= 1e-5
+    assert np.abs(first - OFFLINE[: len(first)]).max() <= 1e-5
+
+
+def test_causal_an_embedding_never_sees_the_future() -> None:
+    x = speechy(3.0, 1)
+    y = x.copy()
+    cut = EMBEDDING_WINDOW + 5 * EMBEDDING_HOP  # embeddings 0..5 end at or before it
+    y[cut:] = np.random.default_rng(9).standard_normal(y.size - cut).astype(np.float32)
+    a, b = compute_features(x, SPEC, RATE), compute_features(y, SPEC, RATE)
+    assert np.array_equal(a[:6], b[:6])
+    assert not np.allclose(a[6:], b[6:])
+
+
+def test_long_input_is_bounded_per_call() -> None:
+    """Minutes pushed at once go through bounded graph calls and equal short pushes."""
+    x = np.tile(speechy(6.0, 2), 12)  # 72 s
+    whole = EmbeddingFrontend(SPEC, RATE).push(x)
+    fe = EmbeddingFrontend(SPEC, RATE)
+    parts = [fe.push(x[i : i + 16000]) for i in range(0, x.size, 16000)]
+    assert np.abs(np.concatenate(parts) - whole).max() <= 1e-5
+
+
+def test_equals_openwakewords_own_tflite_streaming() -> None:
+    """The ONNX graphs + hark's chunk clamp give openWakeWord's TFLite embeddings."""
+    pytest.importorskip("pyopen_wakeword")
+    from hark.models.backbone import OWW_PRIMED_SAMPLES, tflite_embeddings, wheel_models
+
+    x = np.round(speechy(4.0, 3) * 32767) / 32768  # on the int16 grid openWakeWord reads
+    x = x.astype(np.float32)
+    ref = tflite_embeddings(wheel_models(), x)
+    ours = compute_features(np.concatenate((np.zeros(OWW_PRIMED_SAMPLES, np.float32), x)),
+                            SPEC, RATE)
+    n = min(len(ref), len(ours))
+    assert n >= len(ours) - 1 > 100
+    assert np.abs(ref[:n] - ours[:n]).max() <= 2e-4 * np.abs(ref[:n]).max()
+
+
+def test_shipped_files_are_pinned() -> None:
+    info = backbone_info()
+    meta = json.loads((BACKBONE_DIR / "speech_embedding" / "backbone.json").read_text())
+    assert info.sha256 == meta["sha256"] == files_sha256(BACKBONE_DIR / "speech_embedding")
+    assert meta["licence"] == "Apache-2.0" and "openWakeWord" in meta["attribution"]
+    assert "Apache License" in (BACKBONE_DIR / "speech_embedding" / "NOTICE").read_text()
+    assert meta["parity"]["max_abs_diff_vs_tflite"] < 1e-3
+    assert check_ref(info.ref()) == info
+    with pytest.raises(CardError, match="re-train or re-enrol"):
+        check_ref(dataclasses.replace(info.ref(), sha256="0" * 64))
+
+
+def test_spec_is_the_backbones_own() -> None:
+    with pytest.raises(CardError, match="16000 Hz only"):
+        SPEC.validate(8000)
+    with pytest.raises(CardError, match="n_mels cannot be set"):
+        FrontendSpec(kind="embedding", n_mels=64).validate(RATE)
+
+
+def test_window_seconds_gives_that_many_embeddings() -> None:
+    for n in (1, 8, 16):
+        assert n_embeddings(int(round(window_seconds(n) * RATE))) == n
+    assert BackboneRef("speech_embedding", "x").name == "speech_embedding"
