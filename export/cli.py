@@ -159,6 +159,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--custom-objects", metavar="FILE.py",
                    help="a Python file defining custom_objects = {name: object} (custom "
                    "activations or layers the model was saved with); kapre layers are built in")
+    p.add_argument("--architecture", metavar="FILE.py:FUNC",
+                   help="MODEL is a weights-only file (model.save_weights): FUNC() in FILE.py "
+                   "returns the uncompiled Keras model the weights are loaded into")
 
     fe = p.add_argument_group(
         "frontend (what feeds the model)",
@@ -312,6 +315,7 @@ def run(args: argparse.Namespace) -> int:
         tolerance=args.tolerance,
         opset=args.opset,
         custom_objects=args.custom_objects,
+        architecture=args.architecture,
         layout=_layout_arg(args),
         reference_features=args.reference_features,
         fit_features=args.fit_features,
@@ -378,6 +382,9 @@ def summary_text(result: Any) -> str:
         f"  task     {card.task}, {len(card.labels)} labels, {card.sample_rate} Hz",
         "  labels   " + ignored_text(card.ignore_labels, card.provenance.get("ignore_labels")),
     ]
+    if src.get("architecture"):
+        lines.insert(2, f"  built by {src['architecture']['builder']}, weights loaded from "
+                        f"{src.get('file')}")
     for inp in card.inputs:
         fe = card.frontends[inp.frontend]
         sr = card.sample_rate

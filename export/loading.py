@@ -18,7 +18,7 @@ import re
 import sys
 import warnings
 import zipfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -109,6 +109,9 @@ class LoadedModel:
     keras_version: str  # as recorded in the file
     sha256: str
     custom_objects: dict[str, Any] = field(default_factory=dict)  # what it was loaded with
+    # weights-only files: the builder that made the model ({"builder": "FILE.py:FUNC", ...})
+    architecture: dict[str, str] | None = None
+    notes: list[str] = field(default_factory=list)  # warnings for the export summary
 
     @property
     def legacy(self) -> bool:
@@ -155,11 +158,12 @@ def _attr_str(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-def detect(path: str | Path) -> tuple[str, str]:
+def detect(path: str | Path, weights_only: bool = False) -> tuple[str, str]:
     """Return (container, keras_version) for a model file; raise ModelFileError otherwise.
 
-    container is "keras-zip" (a .keras archive) or "h5". keras_version is what the file
-    records ("3.15.1", "2.2.4", "2.15.0", ...), "" when it records none.
+    container is "keras-zip" (a .keras archive), "h5", or with weights_only (the caller builds
+    the model) "h5-weights" for an HDF5 file of model.save_weights. keras_version is what the
+    file records ("3.15.1", "2.2.4", "2.15.0", ...), "" when it records none.
     """
     p = Path(path)
     if p.is_dir():
@@ -197,9 +201,12 @@ def detect(path: str | Path) -> tuple[str, str]:
         except OSError as e:
             raise ModelFileError(f"{p.name}: unreadable HDF5 file: {e}") from None
         if "model_config" not in attrs:
+            if weights_only:
+                return "h5-weights", _attr_str(attrs.get("keras_version"))
             raise ModelFileError(
-                f"{p.name} is an HDF5 file without a model config (a weights-only file?): save "
-                "the whole model with model.save()"
+                f"{p.name} is an HDF5 file without a model config (a weights-only file, from "
+                "model.save_weights): give the code that builds the model, --architecture "
+                "FILE.py:FUNC, or save the whole model with model.save()"
             )
         return "h5", _attr_str(attrs.get("keras_version"))
     raise ModelFileError(
@@ -216,6 +223,7 @@ def _major(version: str) -> int | None:
 
 
 CustomObjects = Mapping[str, Any] | str | Path | None
+Builder = Callable[[], Any]  # --architecture: returns the uncompiled model of a weights file
 
 
 def read_custom_objects(path: str | Path) -> dict[str, Any]:
@@ -267,16 +275,20 @@ def _unknown_object_hint(cause: str, objects: Mapping[str, Any]) -> str:
             f"{{{name!r}: ...}}), or custom_objects= in the Python API")
 
 
-def load(path: str | Path, custom_objects: CustomObjects = None) -> LoadedModel:
+def load(path: str | Path, custom_objects: CustomObjects = None,
+         architecture: str | Path | Builder | None = None) -> LoadedModel:
     """Load a Keras model file with the Keras that wrote it (see the module docstring).
 
     custom_objects: a dict of the names the model was saved with, or a .py file defining one
     (`custom_objects = {...}`). kapre's time-frequency layers are always known
-    (export.kapre_layers).
+    (export.kapre_layers). architecture: "FILE.py:FUNC" (or the function) returning the
+    uncompiled model a weights-only file (model.save_weights) belongs to: see load_weights_only.
     """
     p = Path(path)
     user_objects = (read_custom_objects(custom_objects)
                     if isinstance(custom_objects, str | Path) else dict(custom_objects or {}))
+    if architecture is not None:
+        return load_weights_only(p, architecture, user_objects)
     container, version = detect(p)
     major = _major(version) if version else None
     if major is not None and major < 2:
@@ -321,3 +333,135 @@ def load(path: str | Path, custom_objects: CustomObjects = None) -> LoadedModel:
             "needs a functional or Sequential model"
         )
     return LoadedModel(model, K, p, container, version, sha256_of(p), objects)
+
+
+def read_builder(spec: str | Path | Builder) -> tuple[Builder, str, Path | None]:
+    """FILE.py:FUNC -> (the function, "FILE.py:FUNC", the file); a callable is taken as it is."""
+    if callable(spec):
+        return spec, getattr(spec, "__qualname__", repr(spec)), None
+    path, sep, func = str(spec).rpartition(":")
+    if not sep or not path or not func:
+        raise ModelFileError(f"--architecture {spec!r}: expected FILE.py:FUNC (a function that "
+                             "returns the model)")
+    p = Path(path)
+    if not p.is_file():
+        raise ModelFileError(f"--architecture: {p} not found")
+    if p.suffix != ".py":
+        raise ModelFileError(f"--architecture: {p.name} is not a Python file (.py)")
+    mod_spec = importlib.util.spec_from_file_location(f"_hark_architecture_{p.stem}", p)
+    if mod_spec is None or mod_spec.loader is None:
+        raise ModelFileError(f"--architecture: cannot import {p}")
+    module = importlib.util.module_from_spec(mod_spec)
+    try:
+        mod_spec.loader.exec_module(module)
+    except Exception as e:  # the user's code: any error becomes one line
+        raise ModelFileError(f"--architecture: importing {p.name} raised "
+                             f"{type(e).__name__}: {_one_line(e)}") from None
+    fn = getattr(module, func, None)
+    if not callable(fn):
+        raise ModelFileError(f"--architecture: {p.name} has no function {func!r}")
+    return fn, f"{p.name}:{func}", p
+
+
+def _one_line(e: BaseException | str, limit: int = 300) -> str:
+    text = " ".join(str(e).split()) or type(e).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _keras_of(model: Any) -> ModuleType | None:
+    """The Keras module (keras 3 or tf_keras) of the model the builder returned, from its class."""
+    root = type(model).__module__.split(".")[0]
+    if root not in ("keras", "tf_keras") or not hasattr(model, "load_weights"):
+        return None
+    import importlib
+
+    return importlib.import_module(root)
+
+
+def _float_arrays(path: Path) -> list[tuple[int, ...]]:
+    """Shapes of the float arrays a weights file holds (a whole-model file: its model_weights)."""
+    import h5py
+    import numpy as np
+
+    shapes: list[tuple[int, ...]] = []
+    with h5py.File(path, "r") as h5:
+        root = h5.get("model_weights", h5)
+
+        def visit(_: str, obj: Any) -> None:
+            if isinstance(obj, h5py.Dataset) and np.issubdtype(obj.dtype, np.floating):
+                shapes.append(tuple(int(d) for d in obj.shape))
+
+        root.visititems(visit)
+    return shapes
+
+
+def load_weights_only(path: Path, architecture: str | Path | Builder,
+                      custom_objects: Mapping[str, Any] | None = None) -> LoadedModel:
+    """Build the model with the user's function, then load a model.save_weights file into it.
+
+    Every weight must come from the file and every array of the file must be used: a weight left
+    unset or a spare array is a model that is not the one trained, so it is one clear error
+    (Keras itself only warns about some of these). The parity proof then runs as for any model.
+    """
+    container, version = detect(path, weights_only=True)
+    require_toolchain()
+    fn, where, builder_file = read_builder(architecture)
+    try:
+        model = fn()
+    except Exception as e:  # the user's code
+        raise ModelFileError(f"--architecture: {where}() raised {type(e).__name__}: "
+                             f"{_one_line(e)}") from None
+    K = _keras_of(model)
+    if K is None:
+        raise ModelFileError(f"--architecture: {where}() returned {type(model).__name__}, not a "
+                             "Keras model (return the model, e.g. keras.Model(inputs, outputs))")
+    try:
+        ok = bool(model.inputs) and bool(model.outputs)
+    except (AttributeError, ValueError):
+        ok = False
+    if not ok:
+        raise ModelFileError(f"--architecture: the model {where}() returns has no inputs yet: "
+                             "start it with keras.Input(shape) (or give the first layer an "
+                             "input shape)")
+    import numpy as np
+
+    variables = [v for v in model.weights if np.issubdtype(np.dtype(v.dtype.name if hasattr(
+        v.dtype, "name") else v.dtype), np.floating)]
+    for v in variables:  # NaN until the file sets it: nothing is left as built
+        v.assign(np.full(tuple(v.shape), np.nan, dtype=np.float32))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model.load_weights(str(path))
+    except Exception as e:  # Keras raises ValueError, KeyError, OSError ... here
+        raise ModelFileError(f"{path.name} does not fit the model {where}() returns: "
+                             f"{_one_line(load_error_cause(e))}") from None
+    unset = [v for v in variables if np.isnan(np.asarray(v.numpy())).all()]
+    if unset:
+        names = ", ".join(f"{getattr(v, 'path', None) or v.name} {list(v.shape)}"
+                          for v in unset[:3])
+        raise ModelFileError(f"{path.name} does not fit the model {where}() returns: it sets "
+                             f"no value for {len(unset)} of its {len(variables)} weights "
+                             f"({names})")
+    in_file = _float_arrays(path)
+    if len(in_file) > len(variables):
+        raise ModelFileError(f"{path.name} does not fit the model {where}() returns: the file "
+                             f"holds {len(in_file)} weight arrays, the model {len(variables)} "
+                             "(it was saved from a bigger model)")
+    notes = []
+    major = _major(version) if version else None
+    if major == 2 and K.__name__ == "keras" and any(
+        getattr(layer, "recurrent_activation", None) is not None
+        and "hard_sigmoid" in str(layer.get_config().get("recurrent_activation"))
+        for layer in model.layers
+    ):
+        notes.append(f"{path.name} was written by Keras {version} but {where}() builds a Keras 3 "
+                     "model: Keras 3 computes hard_sigmoid as clip(x/6+0.5), Keras 2 as "
+                     "clip(0.2x+0.5) (up to 5e-2 apart); build it with tf_keras")
+    arch = {"builder": where}
+    if builder_file is not None:
+        arch["sha256"] = sha256_of(builder_file)
+    from hark.export.kapre_layers import kapre_objects
+
+    objects = {**kapre_objects(K), **(custom_objects or {})}
+    return LoadedModel(model, K, path, container, version, sha256_of(path), objects, arch, notes)
