@@ -22,11 +22,14 @@ import numpy as np
 
 from hark.live.errors import HarkError
 from hark.live.events import Event
-from hark.live.protocol import dumps, event_from_message
+from hark.live.protocol import GOING_AWAY, dumps, event_from_message
 
 
 class ClientError(HarkError):
-    """The server cannot be reached, refused the stream, or broke off."""
+    """The server cannot be reached, refused the stream, or broke off.
+
+    A stream the server cut is one too: the events that came are written, the exit is not 0.
+    """
 
 
 @dataclass
@@ -129,6 +132,7 @@ async def stream(url: str, blocks: Iterator[np.ndarray], sample_rate: int, *,
                                   daemon=True)
         reader.start()
         sent = 0
+        ended = False  # the server was told the audio is over (all of it, or the user stopped)
         failure: BaseException | None = None
         try:
             while not stop.is_set() and not receiver.done():
@@ -148,6 +152,7 @@ async def stream(url: str, blocks: Iterator[np.ndarray], sample_rate: int, *,
                 sent += x.size
             if not receiver.done():
                 await ws.send(dumps({"type": "end"}))
+                ended = True
         except ConnectionClosed:
             pass
         finally:
@@ -161,6 +166,13 @@ async def stream(url: str, blocks: Iterator[np.ndarray], sample_rate: int, *,
         if result.summary is None:
             raise ClientError(f"{url}: the connection ended before the summary "
                               f"(close code {ws.close_code})")
+        heard = float(result.summary.get("seconds", 0.0))
+        if not ended or heard < round(sent / sample_rate, 3) - 0.0015:
+            # the server stopped mid-stream: what came back is true, but not all there is
+            why = " (the server is stopping)" if ws.close_code == GOING_AWAY else ""
+            raise ClientError(f"{url}: the server ended the stream after {heard:.1f} s{why}, "
+                              f"before the end of the audio; the {len(result.events)} events "
+                              "up to there were written")
     return result
 
 

@@ -76,7 +76,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="served model to use (repeat; default: all the server serves)")
     c.add_argument("--realtime", action="store_true", help="pace a file at wall-clock speed")
     c.add_argument("--block-ms", type=float, default=100.0,
-                   help="audio per message, 1..500 ms (default 100)")
+                   help="audio per message, 1..500 ms (default 100: hark replay's block, so "
+                   "several models' events come in replay's order)")
     c.add_argument("--token", default=None, help="the server's shared secret")
     c.add_argument("--out", type=Path, default=None, help="also write events to this file")
     c.add_argument("--format", choices=FORMATS, default="jsonl", help="event line format")

@@ -367,46 +367,64 @@ class Server:
                 await asyncio.sleep(rest)
 
     def _compute(self, jobs: list[Job]) -> list[tuple[Stream, list[dict[str, Any]], str | None]]:
-        """The worker thread: feed every job, run each bank once, collect each stream's news."""
-        touched: list[tuple[Job, list[Segment], str | None]] = []
-        for job in jobs:
-            try:
-                touched.append((job, job.stream.feed(job.chunks, job.end), None))
-            except Exception as e:  # noqa: BLE001 - one stream's failure is that stream's
-                touched.append((job, [], _internal(e)))
-        events: dict[str, dict[int, list[Any]]] = {}
-        failed: dict[str, str] = {}
-        for name, bank in self.banks.items():
-            if bank.streams:
+        """The worker thread: each stream's news of the tick, its events in `hark replay` order.
+
+        `hark replay` feeds a file block by block and writes each block's events model by model
+        (the order given), then the closing events model by model. A client's message is such
+        a block, so the tick runs in rounds: round r feeds every job its r-th message, runs each
+        bank once for all of them, and takes each stream's events of that message in model
+        order; the end of a stream (the resampler's tail, then the close) has rounds of its own.
+        A bank still runs one onnxruntime call per hop for every stream with a frame due.
+        """
+        steps = [[(c, False) for c in job.chunks] + ([(None, True)] if job.end else [])
+                 for job in jobs]
+        msgs: list[list[dict[str, Any]]] = [[] for _ in jobs]
+        failures: list[str | None] = [None] * len(jobs)
+        for r in range(max(map(len, steps), default=0)):
+            touched: list[tuple[int, list[Segment]]] = []
+            for i, job in enumerate(jobs):
+                if r >= len(steps[i]) or failures[i] is not None:
+                    continue
+                chunk, end = steps[i][r]
                 try:
-                    events[name] = bank.process()
-                except Exception as e:  # noqa: BLE001 - reported to that bank's streams
-                    failed[name] = _internal(e)
+                    touched.append((i, job.stream.feed([chunk] if chunk else [], end)))
+                except Exception as e:  # noqa: BLE001 - one stream's failure is that stream's
+                    failures[i] = _internal(e)
+            events: dict[str, dict[int, list[Any]]] = {}
+            failed: dict[str, str] = {}
+            for name, bank in self.banks.items():
+                if bank.streams:
+                    try:
+                        events[name] = bank.process()
+                    except Exception as e:  # noqa: BLE001 - reported to that bank's streams
+                        failed[name] = _internal(e)
+            for i, segs in touched:
+                last_round = r == len(steps[i]) - 1
+                try:
+                    for seg in segs:
+                        for b in seg.banked:
+                            failures[i] = failures[i] or failed.get(b.bank.card.name)
+                        seg.after_process([events.get(b.bank.card.name, {}).get(b.sid, [])
+                                           for b in seg.banked], opens=last_round)
+                        msgs[i].extend(seg.take_messages(scores=last_round and not seg.closing))
+                        if seg.closing:  # its closing events after its last block's
+                            seg.close()
+                            msgs[i].extend(seg.take_messages(scores=True))
+                except Exception as e:  # noqa: BLE001
+                    failures[i] = failures[i] or _internal(e)
         out: list[tuple[Stream, list[dict[str, Any]], str | None]] = []
-        for job, segs, failure in touched:
-            s = job.stream
-            msgs: list[dict[str, Any]] = []
-            try:
-                for seg in segs:
-                    for b in seg.banked:
-                        failure = failure or failed.get(b.bank.card.name)
-                    seg.after_process([events.get(b.bank.card.name, {}).get(b.sid, [])
-                                       for b in seg.banked])
-                    if seg.closing:
-                        seg.close()
-                    msgs.extend(seg.take_messages())
-            except Exception as e:  # noqa: BLE001
-                failure = failure or _internal(e)
-            if failure is not None and not job.end and s.segment is not None:
+        for i, job in enumerate(jobs):
+            s, failure = job.stream, failures[i]
+            if failure is not None and s.segment is not None:
                 # the stream will end now: its engine state is not to be trusted
                 _quiet_close(s.segment)
                 s.segment = None
             if job.end:
                 s.closed = True
             if s.hello.acks:
-                msgs.append({"type": "ack", "samples": s.processed,
-                             "t": round(s.processed / s.sample_rate, 6)})
-            out.append((s, msgs, failure))
+                msgs[i].append({"type": "ack", "samples": s.processed,
+                                "t": round(s.processed / s.sample_rate, 6)})
+            out.append((s, msgs[i], failure))
         return out
 
 

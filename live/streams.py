@@ -15,7 +15,7 @@ Two sides, two threads, no lock needed because each field has one writer:
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -153,9 +153,13 @@ class Segment:
             self.opened(update.opened)
             if self.stream.hello.scores:
                 for name, sc in update.scores.items():
-                    old = self.scores.get(name)
-                    self.scores[name] = dict(sc) if old is None else {
-                        k: max(v, old.get(k, 0.0)) for k, v in sc.items()}
+                    self._merge_scores(name, sc)
+
+    def _merge_scores(self, name: str, scores: Mapping[str, float]) -> None:
+        """The most of each class since the last scores message (several blocks may run)."""
+        old = self.scores.get(name)
+        self.scores[name] = dict(scores) if old is None else {
+            k: max(v, old.get(k, 0.0)) for k, v in scores.items()}
 
     def finished(self, events: Sequence[Event]) -> None:
         for ev in events:
@@ -183,16 +187,18 @@ class Segment:
         self._ended = set()
         return [{"type": "cancel", "model": m, "label": lb} for m, lb in gone]
 
-    def after_process(self, events: Sequence[Sequence[Event]]) -> None:
-        """The banks ran: this segment's finished, opened events and scores of the tick.
+    def after_process(self, events: Sequence[Sequence[Event]], opens: bool = True) -> None:
+        """The banks ran: this segment's finished, opened events and scores.
 
         events: what each bank's process() gave this segment's stream, in `banked` order.
+        opens: look for newly opened events now (once a tick: an event that opens and ends
+        within the tick's audio is announced by its event alone, as the README says).
         """
         for b, evs in zip(self.banked, events, strict=True):
             self.finished(evs)
             smoother = b.bank.smoother(b.sid)
             active = smoother.active
-            if active or b.open_keys:
+            if opens and (active or b.open_keys):
                 now = [OpenEvent(lb, on, sc, b.bank.card.name)
                        for lb, (on, sc) in sorted(active.items(), key=lambda kv: kv[1][0])]
                 self.opened([e for e in now if (e.label, e.onset_s) not in b.open_keys])
@@ -201,7 +207,8 @@ class Segment:
             b.frames_seen = smoother.n_frames
             if self.stream.hello.scores:  # as Engine's Update: no new frame, the last values
                 top = (smoother.recent_max(rows) if rows > 0 else smoother.newest_row()).tolist()
-                self.scores[b.bank.card.name] = dict(zip(b.bank.card.labels, top, strict=True))
+                self._merge_scores(b.bank.card.name,
+                                   dict(zip(b.bank.card.labels, top, strict=True)))
 
     def close(self) -> None:
         """End of this segment's audio: remove its streams from the banks, close open events."""
@@ -212,12 +219,21 @@ class Segment:
             self.finished(self.engine.close().finished)
             self.engine = None
 
-    def take_messages(self) -> list[dict[str, Any]]:
-        out = self.messages + self._cancels()
-        if self.stream.hello.scores:
+    def take_messages(self, scores: bool = True) -> list[dict[str, Any]]:
+        """What happened since the last call, to send.
+
+        Events and opens model by model in the stream's model order (as `hark replay` writes
+        one block's events), then cancels; with `scores` (and the hello's), one scores message
+        per model for everything run since the last one.
+        """
+        rank = self.stream.model_rank
+        out = sorted(self.messages, key=lambda m: rank.get(m.get("model", ""), 0))
+        out += self._cancels()
+        if scores and self.stream.hello.scores:
             t = self.time_s
             out.extend(scores_message(t, name, sc) for name, sc in self.scores.items())
-        self.messages, self.scores = [], {}
+            self.scores = {}
+        self.messages = []
         return out
 
 
@@ -247,6 +263,7 @@ class Stream:
         self.sample_rate = self.hello.sample_rate
         self.rate = max(int(m.card.sample_rate) for m in self.models)  # as hark replay feeds
         self.banked_models = [m for m in self.models if m.name in self.banks]
+        self.model_rank = {m.name: i for i, m in enumerate(self.models)}
         self.own_models = [m for m in self.models if m.name not in self.banks]
 
     # ---- event loop side ------------------------------------------------------------------
@@ -274,12 +291,21 @@ class Stream:
         return lost / self.sample_rate
 
     def take(self, limit: int | None) -> list[Chunk]:
-        """Up to `limit` pending samples (all with None), oldest first."""
+        """Whole messages, oldest first, until `limit` samples are reached (all with None).
+
+        A message is one block of the client's (one `hark replay` block for `hark client`), and
+        the events of a block come out together: it is split only when it alone is longer than
+        `limit`, so a tick takes less than twice `limit`.
+        """
         out: list[Chunk] = []
         n = 0
         while self.pending and (limit is None or n < limit):
             head = self.pending[0]
-            room = head.samples.size if limit is None else min(head.samples.size, limit - n)
+            room = head.samples.size
+            if limit is not None and room > limit:
+                if n:
+                    break
+                room = limit
             if room == head.samples.size:
                 self.pending.popleft()
                 out.append(head)

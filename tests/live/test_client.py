@@ -41,6 +41,21 @@ def test_client_prints_what_replay_prints(fmt: str) -> None:
     assert "26.0 s streamed, 10 events" in got.stderr
 
 
+def test_client_prints_several_models_events_in_replays_order() -> None:
+    """Replay writes each 100 ms block's events model by model (in the order of --model): the
+    client's lines are the same lines in the same order, whether the models run batched (the
+    two LSTMs) or one engine per stream (the window CNN), and in either model order."""
+    models = [OnnxModel.load(n) for n in ("commands", "sounds", "commands-cnn")]
+    with serving(models) as st:
+        for names in (["commands", "sounds"], ["sounds", "commands-cnn", "commands"]):
+            flags = [f for n in names for f in ("--model", n)]
+            replay = _hark("replay", str(DEMO), *flags, "--format", "tsv", "--no-ui")
+            got = _hark("client", str(DEMO), "--url", st.url, *flags, "--format", "tsv")
+            assert got.returncode == 0, got.stderr
+            assert len({r.split("\t")[2] for r in replay.stdout.splitlines()[1:]}) > 10
+            assert got.stdout == replay.stdout, names
+
+
 def test_connection_refused_is_one_line() -> None:
     import socket
 
@@ -113,3 +128,32 @@ def test_client_streams_the_microphone_to_the_server(mic_band_model: Path, tmp_p
     assert [r.split("\t")[2] for r in rows] == [t[0] for t in TRUTH], out
     assert re.search(r"hark: 6(\.\d+)? s streamed, 3 events", err), err
 
+
+
+def test_a_stream_the_server_cuts_is_an_error() -> None:
+    """The server stops while `hark client --realtime` is 2 s into the 26 s demo: the events
+    so far are written, then one `hark: error:` line and a non-zero exit (never 0)."""
+    import time
+
+    from tests.live.serving import ServerThread
+
+    st = ServerThread([OnnxModel.load("commands")])
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    try:
+        p = subprocess.Popen([sys.executable, "-m", "hark.cli", "client", str(DEMO), "--url",
+                              st.url, "--realtime", "--format", "tsv"], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, env=env)
+        end = time.monotonic() + 60
+        while not any("stream 1 from" in line for line in st.log) and time.monotonic() < end:
+            time.sleep(0.05)
+        time.sleep(2.0)
+    finally:
+        st.stop()
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 2, (p.returncode, err)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("hark: error: "), err
+    assert "the server ended the stream after" in lines[0] and "stopping" in lines[0], err
+    assert "Traceback" not in err
+    rows = out.splitlines()[1:]
+    assert 0 < len(rows) < 10 and rows[0].endswith("\tyes"), out
