@@ -21,8 +21,23 @@ if [ ${#missing[@]} -gt 0 ]; then
   if command -v apt-get >/dev/null 2>&1; then
     sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
     echo "setup: installing system packages: ${missing[*]}" >&2
-    $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    # A fresh machine often runs its own apt first (unattended-upgrades, cloud-init): wait for it
+    # instead of failing at once. fuser says whether a lock is held; apt-get itself waits up to
+    # 10 minutes for the dpkg lock (DPkg::Lock::Timeout), which also covers the race after it.
+    locks=(/var/lib/dpkg/lock-frontend /var/lib/dpkg/lock /var/lib/apt/lists/lock
+           /var/cache/apt/archives/lock)
+    if command -v fuser >/dev/null 2>&1; then
+      waited=0
+      while $sudo fuser "${locks[@]}" >/dev/null 2>&1 && [ "$waited" -lt 600 ]; do
+        [ "$waited" -eq 0 ] && echo "setup: waiting for another apt/dpkg to finish..." >&2
+        sleep 2; waited=$((waited + 2))
+      done
+    else
+      echo "setup: (if another apt/dpkg is running, apt-get waits up to 10 minutes for it)" >&2
+    fi
+    apt=($sudo env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600)
+    "${apt[@]}" update -qq
+    "${apt[@]}" install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   else
     echo "setup: please install these system packages: ${missing[*]}" >&2; exit 1
   fi
