@@ -192,7 +192,9 @@ def register(subparsers: Any) -> None:
                      "--no-flatten: it is not")
     lay.add_argument("--pool", choices=_INPUT_CHOICES["pool"],
                      help="mean, mean_std: the mean (then std) of each bin over the window's "
-                     "frames, (bins,)")
+                     "frames, (bins,); bins_mean: the mean over the bins of each frame, one "
+                     "value per frame, (frames,) (np.mean(librosa.feature.mfcc(...), axis=0)); "
+                     "never inferred: a frame count fits any vector")
     lay.add_argument("--channels", type=int, metavar="N",
                      help="N stacked copies on a channel axis (3 for an ImageNet CNN)")
     lay.add_argument("--channel-axis", choices=_INPUT_CHOICES["channel_axis"])
@@ -234,8 +236,9 @@ def register(subparsers: Any) -> None:
                      "input for one window; hark's runtime features are compared with it on "
                      "probe audio and the export fails if they differ")
     chk.add_argument("--fit-features", action="store_true",
-                     help="with --reference-features: search the frontend and layout options "
-                     "that match it, export with them and print the command line")
+                     help="with --reference-features: search the frontend, layout and pooling "
+                     "options that match it (the options given need not fit the model), "
+                     "export with them and print the command line")
     chk.add_argument("--reference-tolerance", type=float, default=1e-3,
                      help="max relative feature / absolute posterior difference against the "
                      "reference (default 1e-3)")

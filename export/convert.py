@@ -25,6 +25,7 @@ import numpy as np
 from hark.export import analysis, heads, modelcard
 from hark.export.errors import ExportError, FrontendMismatchError, LayerError
 from hark.export.loading import LoadedModel, load, require_toolchain
+from hark.export.presets import FrontendChoice
 from hark.live.card import InputSpec, ModelCard, SmoothingSpec, StateSpec, VadSpec
 
 DEFAULT_TOLERANCE = 1e-4
@@ -224,11 +225,24 @@ def convert(
     info = _inspect(model, label_list, task, warnings, output_activation)
     in_graph = analysis.frontend_layers(model)
 
-    # the card's frontends are cheap to check: fail before converting
-    plan = modelcard.plan_frontends(
-        info.inputs, frontend, sample_rate=sample_rate, window_s=window_s, stride_s=stride_s,
-        layout=layout,
-    )
+    if fit_features and reference_features is None:
+        raise ExportError("--fit-features needs --reference-features FILE.py:FUNC")
+    fn = None
+    if reference_features is not None:
+        from hark.export import reference
+
+        fn = reference.load_reference(reference_features)
+    # the card's frontends are cheap to check: fail before converting. --fit-features searches
+    # first: the options as given may not fit the model's shape at all
+    fit_record: dict[str, Any] | None = None
+    if fit_features:
+        plan, fit_record = _fit_plan(info.inputs, label_list, frontend, sample_rate, window_s,
+                                     stride_s, layout, fn, reference_tolerance)
+    else:
+        plan = modelcard.plan_frontends(
+            info.inputs, frontend, sample_rate=sample_rate, window_s=window_s,
+            stride_s=stride_s, layout=layout,
+        )
     info.inputs = [dataclasses.replace(i, role=plan.readings[i.name].role) for i in info.inputs]
     norms = modelcard.resolve_normalization(normalization, plan.frontends)
     smooth = modelcard.resolve_smoothing(smoothing)
@@ -294,15 +308,11 @@ def convert(
     parity.check(par, tolerance)
     provenance["parity"] = par
 
-    if fit_features and reference_features is None:
-        raise ExportError("--fit-features needs --reference-features FILE.py:FUNC")
-    if reference_features is not None:
+    if fit_record is not None:
+        provenance["fit_features"] = fit_record
+    if fn is not None:
         from hark.export import reference
 
-        fn = reference.load_reference(reference_features)
-        if fit_features:
-            card = _fit(card, plan, info.inputs, build_card, fn, layout, window_s, stride_s,
-                        provenance, reference_tolerance)
         provenance["reference_parity"] = reference.measure(
             card, graph.session, fn, feature_tolerance=reference_tolerance,
             posterior_tolerance=reference_tolerance)
@@ -357,50 +367,71 @@ def convert(
     return result
 
 
-def _fit(card: ModelCard, plan: modelcard.FrontendPlan, inputs: Sequence[analysis.KerasInput],
-         build_card: Any, fn: Any, layout: Any, window_s: float | None,
-         stride_s: float | None, provenance: dict[str, Any],
-         tolerance: float) -> ModelCard:
-    """--fit-features: the card whose frontend and layout match the reference best."""
+def _fit_plan(inputs: Sequence[analysis.KerasInput], labels: Sequence[str], frontend: Any,
+              sample_rate: int | None, window_s: float | None, stride_s: float | None,
+              layout: Any, fn: Any, tolerance: float) -> tuple[modelcard.FrontendPlan,
+                                                               dict[str, Any]]:
+    """--fit-features: the plan whose frontend and layout match the reference best.
+
+    Runs before the options as given are checked against the shape (a frame count read as a
+    bin count must not stop the search that finds the pooling). Candidate cards are built from
+    the Keras shapes; only their tensors are compared here, the export's measure then verifies
+    the chosen one through the real graph.
+    """
     from hark.export import reference
-    from hark.export.layout import LayoutOptions
+    from hark.export.errors import ReferenceMismatchError
     from hark.live.card import CardError
 
-    base = LayoutOptions.of(layout) if not isinstance(layout, Mapping) or set(layout) <= {
-        f.name for f in dataclasses.fields(LayoutOptions)} else LayoutOptions()
-    pooled = plan.readings[inputs[0].name].pool != "none"
+    if len(inputs) != 1:
+        raise ExportError("--fit-features needs a single-input model")
+    inp = inputs[0]
+    choice = modelcard.input_choices(inputs, frontend)[inp.name]
+    base, preset = choice.resolve()
+    sr = modelcard.plan_sample_rate([(base, preset)], sample_rate)
+    given = modelcard.input_layouts(inputs, layout)[inp.name]
 
-    def make_card(spec: Any, lay: str) -> ModelCard | None:
-        if pooled and lay != card.inputs[0].layout:
-            return None
-        opts = base if pooled else dataclasses.replace(base, layout=lay)
+    def plan_for(spec: Any, opts: Any) -> modelcard.FrontendPlan:
+        diff = {f.name: getattr(spec, f.name) for f in dataclasses.fields(spec)
+                if getattr(spec, f.name) != getattr(base, f.name)}
+        want = FrontendChoice(choice.preset, {**choice.overrides, **diff})
+        return modelcard.plan_frontends(inputs, want, sample_rate=sr, window_s=window_s,
+                                        stride_s=stride_s, layout=opts)
+
+    def make_card(spec: Any, opts: Any) -> ModelCard | None:
         try:
-            p = modelcard.plan_frontends(inputs, spec, sample_rate=plan.sample_rate,
-                                         window_s=window_s, stride_s=stride_s, layout=opts)
-            c: ModelCard = build_card(p)
+            p = plan_for(spec, opts)
+            c = ModelCard(
+                name="fit", labels=tuple(labels), sample_rate=p.sample_rate,
+                frontends=p.frontends, window_s=p.window_s, stride_s=p.stride_s,
+                inputs=(InputSpec(name=inp.name, shape=_card_shape((None, *inp.shape)),
+                                  frontend=p.input_frontend[inp.name],
+                                  **p.input_fields(inp.name)),),
+                vad=VadSpec(enabled=False), backbone=_backbone(p.frontends))
             c.validate()
         except (ExportError, CardError):
             return None
         return c
 
-    fit = reference.fit_features(card, make_card, fn)
+    try:
+        fit = reference.fit_features(base, reference.layout_candidates(given), make_card, fn,
+                                     sample_rate=sr)
+    except ExportError as e:
+        try:  # say why the options as given do not fit, if they do not
+            plan_for(base, given)
+        except ExportError as why:
+            raise ExportError(f"{e}; as given: {why}") from None
+        raise
     if fit.feature_rel > tolerance:
-        from hark.export.errors import ReferenceMismatchError
-
         raise ReferenceMismatchError(
             f"--fit-features tried {fit.tried} frontend/layout combinations (varying "
-            f"{', '.join(reference.SEARCH_SPACE)} and the layout); the closest "
+            f"{', '.join(reference.SEARCH_SPACE)}, the layout and the pooling); the closest "
             f"({fit.command_line() or 'the frontend as given'}) still differs by "
             f"{fit.feature_rel:.2e} of your features' range: your pipeline differs in "
             "something else (sample rate, n_fft, hop, mel count, normalisation?)"
         )
-    chosen = make_card(fit.spec, fit.layout)
-    assert chosen is not None
-    provenance["fit_features"] = {"changed": {k: v for k, v in fit.changed.items()},
-                                  "feature_max_rel_diff": fit.feature_rel,
-                                  "candidates_tried": fit.tried,
-                                  "command_line": fit.command_line()}
-    return chosen
+    record = {"changed": dict(fit.changed), "feature_max_rel_diff": fit.feature_rel,
+              "candidates_tried": fit.tried, "command_line": fit.command_line()}
+    return plan_for(fit.spec, fit.layout), record
 
 
 def _inspect(model: Any, labels: Sequence[str], task: str | None,

@@ -25,7 +25,9 @@ class LayoutOptions:
 
     layout: str | None = None  # frames_bins | bins_frames
     flatten: bool | None = None
-    pool: str | None = None  # none | mean | mean_std
+    # none | mean | mean_std (each bin over the frames) | bins_mean (each frame over its bins:
+    # never inferred, a frame count fits any vector)
+    pool: str | None = None
     channels: int | None = None
     channel_axis: str | None = None  # last | first
     window_norm: str | None = None  # none | per_bin | global
@@ -65,7 +67,9 @@ class Reading:
             return f"{self.frames} raw samples"
         if self.role == "frames":
             return f"a sequence of {bins}-bin frames, fed as they arrive"
-        if self.pool != "none":
+        if self.pool == "bins_mean":
+            text = f"one value per frame for {self.frames} frames, the mean of its {bins} bins"
+        elif self.pool != "none":
             what = "mean" if self.pool == "mean" else "mean and std"
             text = f"the {what} of {bins} bins over the window's frames"
         else:
@@ -148,9 +152,23 @@ def feature_readings(shape: tuple[int | None, ...], bins: int) -> list[Reading]:
     return found
 
 
+def bins_mean_reading(shape: tuple[int | None, ...]) -> Reading | None:
+    """The frames a vector input holds when each value is the mean of one frame's bins.
+
+    (216,), (216, 1) or (1, 216): 216 frames. Any vector fits some window length, so this
+    reading is taken only when asked for (--pool bins_mean) and offered when nothing else fits.
+    """
+    dims = [d for d in shape if d != 1]
+    if len(dims) != 1 or dims[0] is None or len(shape) > 2 or dims[0] < 2:
+        return None
+    return Reading("window", int(dims[0]), pool="bins_mean")
+
+
 def _tensor(r: Reading, bins: int) -> tuple[int, ...]:
-    if r.pool == "mean":
-        core: tuple[int, ...] = (bins,)
+    if r.pool == "bins_mean":
+        core: tuple[int, ...] = (r.frames or 0,)
+    elif r.pool == "mean":
+        core = (bins,)
     elif r.pool == "mean_std":
         core = (2 * bins,)
     else:
@@ -176,8 +194,12 @@ def _wanted(r: Reading, opts: LayoutOptions) -> bool:
 
 
 def read_input(name: str, shape: tuple[int | None, ...], frames_role: bool, spec: FrontendSpec,
-               sample_rate: int, opts: LayoutOptions, label: str) -> Reading:
-    """The one reading of Keras input `name` that fits the frontend and the options."""
+               sample_rate: int, opts: LayoutOptions, label: str,
+               window_s: float | None = None) -> Reading:
+    """The one reading of Keras input `name` that fits the frontend and the options.
+
+    window_s (when the user gave it) lets a vector's length be recognised as its frame count.
+    """
     where = f"Keras input {name!r} with shape {tuple(shape)}"
     if spec.kind == "raw":
         dims = [d for d in shape if d != 1]
@@ -205,6 +227,19 @@ def read_input(name: str, shape: tuple[int | None, ...], frames_role: bool, spec
                 f"{bins}: {_bins_hint(spec, [shape[-1]])}"
             )
         return Reading("frames", None)
+    if opts.pool == "bins_mean":
+        if opts.layout is not None or opts.flatten:
+            raise FrontendMismatchError(
+                f"{where}: --pool bins_mean gives one value per frame; it has no --layout or "
+                "--flatten to choose"
+            )
+        r = bins_mean_reading(shape)
+        if r is None:
+            raise FrontendMismatchError(
+                f"{where}: --pool bins_mean gives one value per frame, a vector ((frames,), "
+                f"(frames, 1) or (1, frames)); this input is not one"
+            )
+        return r
     readings = feature_readings(shape, bins)
     n = math.prod(d for d in shape if isinstance(d, int))
     raw_hint = ""
@@ -214,10 +249,18 @@ def read_input(name: str, shape: tuple[int | None, ...], frames_role: bool, spec
         raw_hint = (f"{n} raw samples, {n / sample_rate:g} s at {sample_rate} Hz (--kind raw, "
                     "or --preset raw16k at 16 kHz)")
     if not readings:
+        sizes = sorted({d for d in shape if isinstance(d, int) and d > 1})
+        per_frame = bins_mean_reading(shape)
+        if per_frame is not None:
+            hint = _frame_count_hint(per_frame, spec, sample_rate, window_s)
+            other = _bins_hint(spec, sizes, possible_only=True)
+            if other:
+                hint += f"; if they are {sizes[0]} values of one frame instead, {other}"
+        else:
+            hint = _bins_hint(spec, sizes)
         raise FrontendMismatchError(
             f"{where} cannot be read as frames of the {label} frontend's {bins} bins (frames x "
-            f"bins, bins x frames, flattened, or pooled over the window): "
-            f"{_bins_hint(spec, sorted({d for d in shape if isinstance(d, int) and d > 1}))}"
+            f"bins, bins x frames, flattened, or pooled over the window): {hint}"
             + (f"; or it takes {raw_hint}" if raw_hint else "")
         )
     chosen = [r for r in readings if _wanted(r, opts)]
@@ -238,18 +281,48 @@ def read_input(name: str, shape: tuple[int | None, ...], frames_role: bool, spec
     )
 
 
-def _bins_hint(spec: FrontendSpec, sizes: list[Any]) -> str:
+def _frame_count_hint(r: Reading, spec: FrontendSpec, sample_rate: int,
+                      window_s: float | None) -> str:
+    """A vector's length read as frames: the window it spans and the pooling that gives it."""
+    n = r.frames or 0
+    hop = spec.hop_samples(sample_rate)
+    if window_s is not None and frames_in(int(round(window_s * sample_rate)), spec,
+                                          sample_rate) == n:
+        span = f"{n} is the frame count of your {window_s:g} s window"
+        window = ""
+    else:
+        secs = nice_window_s(n, spec, sample_rate)
+        span = f"{n} values are one per frame of a {secs:g} s window ({n} frames, hop {hop} " \
+               f"samples at {sample_rate} Hz)"
+        window = "" if window_s is None else f" --window-s {secs:g}"
+    return (f"{span}: if each value is the mean over one frame's {spec.n_bins(sample_rate)} bins "
+            f"(np.mean(librosa.feature.mfcc(...), axis=0)), add --pool bins_mean{window}")
+
+
+def _bins_hint(spec: FrontendSpec, sizes: list[Any], possible_only: bool = False) -> str:
+    """The bin-count setting that would make frames `sizes` wide.
+
+    An mfcc of more coefficients than mel bands cannot exist: such a width also needs --n-mels,
+    and with possible_only it is not offered at all (a frame count is the likelier reading).
+    """
     field = {"logmel": "--n-mels", "mfcc": "--n-mfcc"}.get(spec.kind)
     opts = sorted({int(s) for s in sizes if isinstance(s, int) and s > 1})
+    if spec.kind == "mfcc" and possible_only:
+        opts = [s for s in opts if s <= spec.n_mels]
     if field is None:
         what = "a frontend whose frames have one of these widths: " + ", ".join(map(str, opts))
-        return what if opts else "another frontend"
+        return what if opts else ("" if possible_only else "another frontend")
     if not opts:
-        return "another frontend"
+        return "" if possible_only else "another frontend"
+
+    def setting(s: int) -> str:
+        extra = f" --n-mels {s}" if spec.kind == "mfcc" and s > spec.n_mels else ""
+        return f"{field} {s}{extra}"
+
     if len(opts) == 1:
-        return f"set {field} {opts[0]}"
+        return f"set {setting(opts[0])}"
     return ("the frames would need one of these widths: "
-            + ", ".join(f"{field} {s}" for s in opts))
+            + ", ".join(setting(s) for s in opts))
 
 
 def window_samples_for(frames: int, spec: FrontendSpec, sample_rate: int) -> tuple[int, int]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -149,16 +149,9 @@ def _suggest(inp: KerasInput) -> str:
     return f" ({', '.join(fits)} would fit input {inp.name!r})" if fits else ""
 
 
-def plan_frontends(
-    inputs: Sequence[KerasInput],
-    frontend: FrontendArg | Mapping[str, FrontendArg],
-    *,
-    sample_rate: int | None = None,
-    window_s: float | None = None,
-    stride_s: float | None = None,
-    layout: LayoutOptions | Mapping[str, Any] | None = None,
-) -> FrontendPlan:
-    """Match every Keras input to a frontend and check it can feed it."""
+def input_choices(inputs: Sequence[KerasInput],
+                  frontend: FrontendArg | Mapping[str, FrontendArg]) -> dict[str, FrontendChoice]:
+    """The frontend each Keras input asked for ("*" in a mapping: the rest), or one clear error."""
     if isinstance(frontend, Mapping):
         default = frontend.get("*")
         unknown = set(frontend) - {"*"} - {i.name for i in inputs}
@@ -179,26 +172,50 @@ def plan_frontends(
                 f"{{{','.join(PRESETS)}}} or --kind ...{_suggest(inp)}"
             )
         choices[inp.name] = _as_choice(value)
-    resolved = {name: c.resolve() for name, c in choices.items()}
+    return choices
 
-    rates = {p.sample_rate for _, p in resolved.values() if p is not None}
-    if sample_rate is None:
-        if len(rates) > 1:
-            raise ExportError(
-                f"the presets run at different sample rates ({sorted(rates)}): give --sample-rate"
-            )
-        if not rates:
-            raise ExportError("no preset gives the sample rate: give --sample-rate")
-        sample_rate = rates.pop()
-    sr = int(sample_rate)
 
-    by_input = {i.name: i for i in inputs}
+def plan_sample_rate(resolved: Iterable[tuple[FrontendSpec, Preset | None]],
+                     sample_rate: int | None) -> int:
+    """The sample rate given, else the one every preset runs at."""
+    if sample_rate is not None:
+        return int(sample_rate)
+    rates = {p.sample_rate for _, p in resolved if p is not None}
+    if len(rates) > 1:
+        raise ExportError(
+            f"the presets run at different sample rates ({sorted(rates)}): give --sample-rate"
+        )
+    if not rates:
+        raise ExportError("no preset gives the sample rate: give --sample-rate")
+    return rates.pop()
+
+
+def input_layouts(inputs: Sequence[KerasInput],
+                  layout: LayoutOptions | Mapping[str, Any] | None) -> dict[str, LayoutOptions]:
+    """The layout options of each Keras input: one set for all, or a mapping by input name."""
     option_names = {f.name for f in dataclasses.fields(LayoutOptions)}
     if isinstance(layout, Mapping) and not set(layout) <= option_names:
         lay_default = LayoutOptions.of(layout.get("*"))
-        lay = {i.name: LayoutOptions.of(layout.get(i.name, lay_default)) for i in inputs}
-    else:
-        lay = {i.name: LayoutOptions.of(layout) for i in inputs}
+        return {i.name: LayoutOptions.of(layout.get(i.name, lay_default)) for i in inputs}
+    return {i.name: LayoutOptions.of(layout) for i in inputs}
+
+
+def plan_frontends(
+    inputs: Sequence[KerasInput],
+    frontend: FrontendArg | Mapping[str, FrontendArg],
+    *,
+    sample_rate: int | None = None,
+    window_s: float | None = None,
+    stride_s: float | None = None,
+    layout: LayoutOptions | Mapping[str, Any] | None = None,
+) -> FrontendPlan:
+    """Match every Keras input to a frontend and check it can feed it."""
+    choices = input_choices(inputs, frontend)
+    resolved = {name: c.resolve() for name, c in choices.items()}
+    sr = plan_sample_rate(resolved.values(), sample_rate)
+    lay = input_layouts(inputs, layout)
+
+    by_input = {i.name: i for i in inputs}
     readings: dict[str, Reading] = {}
     for name, (spec, preset) in resolved.items():
         inp = by_input[name]
@@ -213,7 +230,7 @@ def plan_frontends(
                 f"frontend gives raw samples{_suggest(inp)}"
             )
         readings[name] = read_input(name, inp.shape, inp.role == "frames", spec, sr, lay[name],
-                                    label)
+                                    label, window_s)
 
     # name the distinct frontends: "main" when all inputs share one
     distinct: list[FrontendSpec] = []

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from hark.export.errors import ExportError, ReferenceMismatchError
+from hark.export.layout import LayoutOptions
 from hark.live.card import FrontendSpec, InputSpec, ModelCard
 
 FEATURE_TOLERANCE = 1e-3  # max |hark - reference| / max |reference| over the probes
@@ -140,12 +141,15 @@ def runtime_tensor(card: ModelCard, session: Any, audio: np.ndarray) -> dict[str
     return rec.feeds[0]
 
 
-def _reference_tensor(fn: ReferenceFn, audio: np.ndarray, sr: int,
-                      shape: tuple[int, ...]) -> np.ndarray:
+def _reference_array(fn: ReferenceFn, audio: np.ndarray, sr: int) -> np.ndarray:
     try:
-        x = np.asarray(fn(audio.astype(np.float32).copy(), sr), dtype=np.float32)
+        return np.asarray(fn(audio.astype(np.float32).copy(), sr), dtype=np.float32)
     except Exception as e:  # the user's code
         raise ExportError(f"--reference-features raised {type(e).__name__}: {e}") from None
+
+
+def _fit_shape(x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """The reference's array as the model input's shape, or why it cannot be."""
     if int(np.prod(x.shape)) != int(np.prod(shape)):
         raise ReferenceMismatchError(
             f"the reference features have shape {x.shape} ({x.size} values) but the model "
@@ -177,8 +181,12 @@ class Comparison:
 
 
 def compare(card: ModelCard, session: Any, fn: ReferenceFn,
-            probes: Sequence[tuple[str, np.ndarray]]) -> Comparison:
-    """Both tensors for each probe window (single-input window models)."""
+            probes: Sequence[tuple[str, np.ndarray]],
+            cache: dict[tuple[str, int], np.ndarray] | None = None) -> Comparison:
+    """Both tensors for each probe window (single-input window models).
+
+    cache keeps the reference's answers by (probe, length): a search calls it once per probe.
+    """
     if len(card.inputs) != 1 or card.inputs[0].role == "frames":
         raise ExportError("--reference-features needs a single-input window (or raw) model")
     inp = card.inputs[0]
@@ -188,7 +196,14 @@ def compare(card: ModelCard, session: Any, fn: ReferenceFn,
         h = feeds[inp.name][0]
         out.names.append(name)
         out.hark.append(h)
-        out.reference.append(_reference_tensor(fn, audio, card.sample_rate, h.shape))
+        key = (name, audio.size)
+        if cache is None or key not in cache:
+            ref = _reference_array(fn, audio, card.sample_rate)
+            if cache is not None:
+                cache[key] = ref
+        else:
+            ref = cache[key]
+        out.reference.append(_fit_shape(ref, h.shape))
     return out
 
 
@@ -294,7 +309,24 @@ SEARCH_SPACE: dict[str, tuple[Any, ...]] = {
     "floor_mode": ("add", "max"),
     "mel_scale": ("slaney", "htk"),
 }
-LAYOUT_SPACE = ("frames_bins", "bins_frames")
+# layout options tried on top of what the user gave (an option given is never changed)
+LAYOUT_SPACE: tuple[dict[str, Any], ...] = (
+    {"layout": "frames_bins"}, {"layout": "bins_frames"},
+    {"pool": "mean"}, {"pool": "mean_std"}, {"pool": "bins_mean"},
+)
+_LAYOUT_FLAGS = {"layout": "--layout", "pool": "--pool", "channels": "--channels",
+                 "channel_axis": "--channel-axis", "window_norm": "--window-norm"}
+
+
+def layout_candidates(given: LayoutOptions) -> list[LayoutOptions]:
+    """The user's layout options, then each of LAYOUT_SPACE with the user's options kept."""
+    fixed = {k: v for k, v in dataclasses.asdict(given).items() if v is not None}
+    out = [given]
+    for extra in LAYOUT_SPACE:
+        cand = LayoutOptions(**{**extra, **fixed})
+        if cand not in out:
+            out.append(cand)
+    return out
 
 
 @dataclass
@@ -302,18 +334,23 @@ class Fit:
     """The best frontend/layout found and how close it came."""
 
     spec: FrontendSpec
-    layout: str
+    layout: LayoutOptions
     feature_rel: float
-    changed: dict[str, Any]
+    changed: dict[str, Any]  # frontend fields and layout options that differ from the given
     tried: int
 
     def command_line(self) -> str:
+        layout_fields = {f.name for f in dataclasses.fields(LayoutOptions)}
         parts = []
-        fe = ",".join(f"{k}={_fmt(v)}" for k, v in self.changed.items() if k != "layout")
+        fe = ",".join(f"{k}={_fmt(v)}" for k, v in self.changed.items()
+                      if k not in layout_fields)
         if fe:
             parts.append(f"--frontend {fe}")
-        if "layout" in self.changed:
-            parts.append(f"--layout {self.changed['layout']}")
+        for k, v in self.changed.items():
+            if k == "flatten":
+                parts.append("--flatten" if v else "--no-flatten")
+            elif k in layout_fields:
+                parts.append(f"{_LAYOUT_FLAGS[k]} {v}")
         return " ".join(parts)
 
 
@@ -321,28 +358,30 @@ def _fmt(v: Any) -> str:
     return "none" if v is None else (f"{v:g}" if isinstance(v, float) else str(v))
 
 
-def fit_features(card: ModelCard, make_card: Callable[[FrontendSpec, str], ModelCard | None],
-                 fn: ReferenceFn, *, seed: int = 0, fields: Iterable[str] | None = None,
+def fit_features(base: FrontendSpec, layouts: Sequence[LayoutOptions],
+                 make_card: Callable[[FrontendSpec, LayoutOptions], ModelCard | None],
+                 fn: ReferenceFn, *, sample_rate: int, seed: int = 0,
+                 fields: Iterable[str] | None = None,
                  tolerance: float = FEATURE_TOLERANCE) -> Fit:
-    """Search SEARCH_SPACE x LAYOUT_SPACE for the options whose tensors match the reference.
+    """Search SEARCH_SPACE x layouts for the options whose tensors match the reference.
 
     make_card(spec, layout) gives the card for one candidate (None when it cannot feed the
-    model). The runtime's window assembly runs with a recording stand-in for the model: only
-    the tensors are compared; the chosen candidate is then verified end to end by `measure`.
+    model); layouts[0] is what the user gave. The runtime's window assembly runs with a
+    recording stand-in for the model: only the tensors are compared (the reference is called
+    once per probe and window length); the chosen candidate is then verified end to end by
+    `measure`.
     """
-    inp = card.inputs[0]
-    base = card.frontends[inp.frontend]
     names = [f for f in (fields or SEARCH_SPACE) if f in SEARCH_SPACE]
     axes = [tuple(dict.fromkeys((getattr(base, f), *SEARCH_SPACE[f]))) for f in names]
-    layouts = tuple(dict.fromkeys((inp.layout, *LAYOUT_SPACE)))
-    n = int(round((card.window_s or 0.0) * card.sample_rate))
-    probes = probe_signals(card.sample_rate, n, seed)[:2]
+    probes: dict[int, list[tuple[str, np.ndarray]]] = {}
+    answers: dict[tuple[str, int], np.ndarray] = {}
     best: Fit | None = None
     tried = 0
+    given = layouts[0]
     for values in itertools.product(*axes):
         try:
             spec = dataclasses.replace(base, **dict(zip(names, values, strict=True)))
-            spec.validate(card.sample_rate)
+            spec.validate(sample_rate)
         except Exception:  # an invalid combination (e.g. top_db without dB)
             continue
         for layout in layouts:
@@ -350,22 +389,26 @@ def fit_features(card: ModelCard, make_card: Callable[[FrontendSpec, str], Model
             if cand is None:
                 continue
             tried += 1
+            n = int(round((cand.window_s or 0.0) * cand.sample_rate))
+            if n not in probes:
+                probes[n] = probe_signals(cand.sample_rate, n, seed)[:2]
             try:
-                cmp = compare(cand, None, fn, probes)
+                cmp = compare(cand, None, fn, probes[n], answers)
             except ReferenceMismatchError:
                 continue
             rel = cmp.feature_rel
             if best is None or rel < best.feature_rel:
-                changed = {f: v for f, v in zip(names, values, strict=True)
-                           if getattr(base, f) != v}
-                if layout != inp.layout:
-                    changed["layout"] = layout
+                changed: dict[str, Any] = {f: v for f, v in zip(names, values, strict=True)
+                                           if getattr(base, f) != v}
+                changed.update({k: v for k, v in dataclasses.asdict(layout).items()
+                                if v != getattr(given, k)})
                 best = Fit(spec, layout, rel, changed, tried)
             if rel <= tolerance * 1e-2:
                 break
         if best is not None and best.feature_rel <= tolerance * 1e-2:
             break
     if best is None:
-        raise ExportError("--fit-features found no frontend option that can feed this model")
+        raise ExportError("--fit-features found no frontend and layout option that can feed "
+                          "this model")
     best.tried = tried
     return best

@@ -315,10 +315,12 @@ class InputSpec:
 
     How a window becomes the tensor (window role), in this order: window_norm standardises the
     (frames, bins) window; pool reduces it over frames to (bins,) (mean) or (2*bins,) (mean then
-    std, np.std with ddof 0); else layout orders it (frames_bins: (frames, bins); bins_frames:
-    (bins, frames), coefficient-first as librosa returns it) and flatten makes it one row-major
-    vector ((bins, frames) flattened = coefficient-major); channels copies it that many times on
-    a channel axis (last, or first: (C, ...)). The result is reshaped to the model's shape, so
+    std, np.std with ddof 0), or over the bins of each frame to (frames,) (bins_mean:
+    np.mean(librosa.feature.mfcc(...), axis=0), one value per frame); else layout orders it
+    (frames_bins: (frames, bins); bins_frames: (bins, frames), coefficient-first as librosa
+    returns it) and flatten makes it one row-major vector ((bins, frames) flattened =
+    coefficient-major); channels copies it that many times on a channel axis (last, or first:
+    (C, ...)). The result is reshaped to the model's shape, so
     (1, n), (1, 1, n) and (1, n, 1) all take a pooled or flattened vector.
     """
 
@@ -332,7 +334,7 @@ class InputSpec:
     # channel axis is present only when the shape has the rank for it
     channels: int = 1
     channel_axis: Literal["last", "first"] = "last"
-    pool: Literal["none", "mean", "mean_std"] = "none"
+    pool: Literal["none", "mean", "mean_std", "bins_mean"] = "none"
     # per-window standardisation (x - mean) / (std + window_norm_eps): per bin or over all values
     window_norm: Literal["none", "per_bin", "global"] = "none"
     window_norm_eps: float = 1e-8
@@ -354,6 +356,8 @@ class InputSpec:
             core: tuple[int, ...] = (n_bins,)
         elif self.pool == "mean_std":
             core = (2 * n_bins,)
+        elif self.pool == "bins_mean":
+            core = (n_frames,)
         else:
             core = (n_frames, n_bins) if self.layout == "frames_bins" else (n_bins, n_frames)
             if self.flatten:
@@ -390,7 +394,7 @@ _INPUT_CHOICES: dict[str, tuple[Any, ...]] = {
     "layout": ("frames_bins", "bins_frames"),
     "flatten": (False, True),
     "channel_axis": ("last", "first"),
-    "pool": ("none", "mean", "mean_std"),
+    "pool": ("none", "mean", "mean_std", "bins_mean"),
     "window_norm": ("none", "per_bin", "global"),
 }
 
@@ -862,8 +866,10 @@ def card_from_text(text: str) -> ModelCard:
 
 def load_card(path: str | Path) -> ModelCard:
     """Read and validate a card file; every error is one line naming the file and the field."""
+    from hark.live.paths import path_kind
+
     p = Path(path)
-    if not p.is_file():
+    if path_kind(p, CardError) != "file":  # not is_file(): a locked folder raises, as one line
         raise CardError(f"model card not found: {p}")
     try:
         if p.stat().st_size > MAX_CARD_BYTES:

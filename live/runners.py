@@ -294,6 +294,8 @@ def window_tensor(
         x = x.mean(axis=0)
     elif inp.pool == "mean_std":
         x = np.concatenate((x.mean(axis=0), x.std(axis=0)))
+    elif inp.pool == "bins_mean":
+        x = x.mean(axis=1)  # one value per frame
     else:
         if inp.layout == "bins_frames":
             x = x.T

@@ -261,7 +261,7 @@ def test_help_lists_every_frontend_field_with_its_values(
             assert value in blocks[flag].split(flag, 1)[1], (flag, value, blocks[flag])
     for value in ("stft", "hann_symmetric", "reflect", "db_amplitude", "replace_zero"):
         assert any(value in b for b in blocks.values()), value
-    assert "--no-flatten" in blocks["--flatten"]
+    assert "bins_mean" in blocks["--pool"] and "--no-flatten" in blocks["--flatten"]
     assert "silence" in blocks["--ignore-labels"] and "--keep-labels" in blocks
 
 

@@ -100,3 +100,14 @@ def test_fit_features_finds_the_log_and_prints_it(logmel_cnn: Path, tmp_path: Pa
     assert "log=db" in fit["command_line"]
     assert res.card.frontends["main"].log == "db"
     assert res.card.provenance["reference_parity"]["passed"]
+
+
+def test_fit_keeps_the_layout_options_given() -> None:
+    from hark.export.layout import LayoutOptions
+    from hark.export.reference import layout_candidates
+
+    free = layout_candidates(LayoutOptions())
+    assert {c.pool for c in free} >= {"mean", "mean_std", "bins_mean"}
+    assert {c.layout for c in free} >= {"frames_bins", "bins_frames"}
+    for c in layout_candidates(LayoutOptions(layout="bins_frames", flatten=True)):
+        assert c.layout == "bins_frames" and c.flatten is True
