@@ -177,12 +177,16 @@ def check_out(out: Path | None, inputs: Sequence[str | Path]) -> None:
 
     A typo such as `hark replay --out a.wav b.wav` must not replace a recording with event lines.
     """
-    if out is None or not out.exists():
+    from hark.live.paths import path_kind
+
+    # path_kind, not exists(): a path in a folder the user cannot search is one line
+    kind = path_kind(out) if out is not None else None
+    if out is None or kind is None:
         return
     for f in inputs:
-        if str(f) != "-" and Path(f).exists() and os.path.samefile(out, f):
+        if str(f) != "-" and path_kind(f) and os.path.samefile(out, f):
             raise HarkError(f"--out {out} is one of the inputs: refusing to overwrite it")
-    if out.is_file():
+    if kind == "file":
         import soundfile as sf
 
         try:

@@ -15,6 +15,7 @@ import numpy as np
 
 from hark.live.card import CardError, ModelCard, load_card
 from hark.live.errors import HarkError
+from hark.live.paths import path_kind
 
 DEFAULT_MODEL = "commands"
 
@@ -48,13 +49,14 @@ def resolve_model(spec: str | os.PathLike[str] | None) -> tuple[Path, Path]:
     """A bundled model's name, or a path to NAME.onnx with NAME.json beside it."""
     spec = str(spec) if spec is not None else DEFAULT_MODEL
     p = Path(spec)
-    if p.suffix in (".onnx", ".json") or p.exists() or os.sep in spec:
+    # path_kind, not is_file(): a folder the user cannot search is one line, not a traceback
+    if p.suffix in (".onnx", ".json") or os.sep in spec or path_kind(p, ModelError):
         onnx_path = p.with_suffix(".onnx")
-        if not onnx_path.is_file():
+        if path_kind(onnx_path, ModelError) != "file":
             raise ModelError(f"model file not found: {onnx_path}")
         return onnx_path, onnx_path.with_suffix(".json")
     onnx_path = bundled_dir() / f"{spec}.onnx"
-    if not onnx_path.is_file():
+    if path_kind(onnx_path, ModelError) != "file":
         names = ", ".join(bundled_names()) or "none installed"
         raise ModelError(f"no bundled model named {spec!r} (bundled: {names}); "
                          "or give a path to a .onnx file")
