@@ -241,3 +241,36 @@ def window_seconds(n_embeddings: int) -> float:
 def session_for(spec: FrontendSpec) -> Any:
     """The shared sessions behind an embedding frontend (the bench times them bare)."""
     return graphs()
+
+
+def embed_batch(audio: np.ndarray, rows_per_call: int = 32) -> np.ndarray:
+    """Embeddings of many equal-length signals at once: (B, samples) -> (B, n, 96).
+
+    The same numbers as one EmbeddingFrontend per row (tests/live/test_backbone.py), with the
+    graphs called on many rows at a time: how training embeds its clips.
+    """
+    x = np.asarray(audio, dtype=np.float32)
+    if x.ndim != 2:
+        raise ValueError(f"embed_batch takes (B, samples), not {x.shape}")
+    n_emb = n_embeddings(x.shape[1])
+    out = np.zeros((x.shape[0], max(n_emb, 0), EMBEDDING_DIM), dtype=np.float32)
+    if n_emb <= 0 or not len(x):
+        return out
+    g = graphs()
+    n_mels = EMBEDDING_STEP_MELS * (n_emb - 1 + EMBEDDING_CHUNKS)
+    span = EMBEDDING_MEL_HOP * (n_mels - 1) + EMBEDDING_MEL_WINDOW
+    for r in range(0, len(x), rows_per_call):
+        rows = np.ascontiguousarray(x[r : r + rows_per_call, :span] * np.float32(INT16_SCALE))
+        db = np.asarray(g.mel.run(None, {g.mel_in: rows})[0], dtype=np.float32)
+        db = db.reshape(len(rows), -1, 32)[:, :n_mels].reshape(len(rows), -1,
+                                                               EMBEDDING_STEP_MELS, 32)
+        floor = db.max(axis=(2, 3), keepdims=True) - np.float32(TOP_DB)
+        mels = (np.maximum(db, floor) / np.float32(10.0) + np.float32(2.0)).reshape(
+            len(rows), n_mels, 32)
+        view = np.lib.stride_tricks.sliding_window_view(mels, EMBEDDING_MEL_FRAMES, axis=1)
+        windows = view[:, ::EMBEDDING_STEP_MELS][:, :n_emb].transpose(0, 1, 3, 2)
+        flat = np.ascontiguousarray(windows.reshape(-1, EMBEDDING_MEL_FRAMES, 32))
+        embs = [g.embed(flat[i : i + MAX_EMBEDDINGS_PER_CALL])
+                for i in range(0, len(flat), MAX_EMBEDDINGS_PER_CALL)]
+        out[r : r + len(rows)] = np.concatenate(embs).reshape(len(rows), n_emb, EMBEDDING_DIM)
+    return out

@@ -30,6 +30,8 @@ examples:
         a real Speech Commands folder (testing_list.txt / validation_list.txt are honoured)
   hark train --arch rnn --synth 100 --set units=[128] --set cell=gru --out out/gru
         config fields of the architecture (see models/architectures.py)
+  hark train --frontend embedding --arch dense --data data/mywords --out out/mywords
+        a small head on the frozen speech-embedding backbone: minutes, not hours
 then: hark replay --model OUT/NAME.onnx talk.wav
 """
 
@@ -71,10 +73,12 @@ def register(subparsers: Any) -> None:
         formatter_class=fmt,
     )
     t.add_argument("--arch", required=True,
-                   choices=("cnn", "rnn", "wave1d", "fusion", "wavception"),
+                   choices=("cnn", "rnn", "wave1d", "fusion", "wavception", "lr", "dense",
+                            "conv"),
                    help="cnn: 2-D CNN on 99x81 8 kHz spectrograms; rnn: per-frame LSTM/GRU; "
                    "wave1d: 1-D CNN on raw 16 kHz audio; fusion: CNN + LSTM; wavception: "
-                   "1-D Inception")
+                   "1-D Inception; with --frontend embedding, a head over the last 8 speech "
+                   "embeddings: lr (logistic regression), dense (one hidden layer), conv")
     t.add_argument("--task", choices=("commands", "sounds"), default="commands",
                    help="commands: 10 words + silence + unknown (default); sounds: multi-label "
                    "sound events (rnn only)")
@@ -97,7 +101,8 @@ def register(subparsers: Any) -> None:
         "negative_share", "speech_tree", "speech_real", "speech_clips", "music", "music_share",
         "val_streams", "tune_streams",
         "test_streams", "test_stream_s", "tune", "prefetch", "max_minutes",
-        "init_from"])
+        "init_from", "frontend", "windows_per_clip", "sources", "extra_data", "embed_cache"],
+        choices={"frontend": ("default", "embedding")})
     t.set_defaults(func=run_train, train_flags=train_flags)
 
     e = subparsers.add_parser(

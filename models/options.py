@@ -80,6 +80,21 @@ class TrainOptions:
     max_minutes: float | None = _h(None, "stop after the first epoch that ends past this many "
                                    "minutes of fitting (best weights kept; the result then "
                                    "depends on the machine's speed; default: no limit)")
+    frontend: str = _h("default", "default: the architecture's own features; embedding: the "
+                       "frozen speech-embedding backbone (Google speech_embedding via "
+                       "openWakeWord, 96 dims every 80 ms) under a small head, --arch lr, dense "
+                       "or conv")
+    windows_per_clip: int = _h(3, "--frontend embedding: training windows made from each clip "
+                               "(the word at a random place in the window, noise, gain; the "
+                               "backbone runs once per window, not per epoch; default 3)")
+    extra_data: Path | None = _h(None, "--frontend embedding: more training clips, every clip "
+                                 "of this Speech Commands tree (e.g. an espeak-ng tree; its "
+                                 "splits are not used for validation)")
+    embed_cache: Path | None = _h(None, "--frontend embedding: folder of embedded training "
+                                  "windows, shared by runs on the same data (default "
+                                  "OUT/embeddings)")
+    sources: str | None = _h(None, "--frontend embedding: train only on clips of these engines "
+                             "(comma-separated: espeak, flite, kokoro; default: every clip)")
     prefetch: bool = _h(True, "build each epoch's data before its fit, not in a worker process "
                         "while the previous epoch trains")
     overrides: dict[str, Any] = field(default_factory=dict)
@@ -90,6 +105,8 @@ class TrainOptions:
         """NAME of OUT/NAME.onnx: commands / sounds / commands-cnn / commands-ARCH."""
         if self.name:
             return self.name
+        if self.frontend == "embedding":
+            return "commands-emb" if self.arch == "dense" else f"commands-emb-{self.arch}"
         if self.arch == "rnn":
             return self.task
         return "commands-cnn" if self.arch == "cnn" else f"commands-{self.arch}"

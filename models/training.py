@@ -194,6 +194,9 @@ def train(opts: TrainOptions, log: Log = print) -> TrainResult:
         raise ValueError(f"unknown arch {opts.arch!r} (known: {', '.join(ARCHS)})")
     if opts.task not in TASKS:
         raise ValueError(f"unknown task {opts.task!r} (known: {', '.join(TASKS)})")
+    if (opts.frontend == "embedding") != (opts.arch in A.HEAD_ARCHS):
+        raise ValueError("--arch lr, dense and conv are heads for --frontend embedding, which "
+                         "trains only them")
     if opts.task == "sounds" and opts.arch != "rnn":
         raise ValueError("the sounds task (per-frame multi-label events) needs --arch rnn")
     if opts.task != "sounds" and (opts.speech_tree or opts.speech_real):
@@ -210,7 +213,11 @@ def train(opts: TrainOptions, log: Log = print) -> TrainResult:
     t_start = time.perf_counter()
     opts.out.mkdir(parents=True, exist_ok=True)
     keras = setup_tensorflow(opts.seed, opts.threads)
-    if opts.arch == "rnn":
+    if opts.frontend == "embedding":
+        from hark.models.head_training import train_head
+
+        result = train_head(opts, keras, log)
+    elif opts.arch == "rnn":
         result = _train_frames(opts, keras, log)
     else:
         result = _train_clips(opts, keras, log)
