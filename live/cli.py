@@ -51,6 +51,8 @@ examples:
 DEVICES_EXAMPLES = """\
 examples:
   hark devices                             list input devices (index, name, channels, rate)
+
+With no input device at all it says so in one line and exits 2, as hark mic does.
 """
 
 
@@ -361,7 +363,10 @@ def run_mic(args: argparse.Namespace) -> int:
 
 
 def run_devices(args: argparse.Namespace) -> int:
-    from hark.live.devices import format_devices
+    from hark.live.devices import NO_INPUT_DEVICE, DeviceError, format_devices, list_input_devices
 
-    print(format_devices())
+    devices = list_input_devices()
+    if not devices:  # as `hark mic` says it: a script must not read an empty list as success
+        raise DeviceError(NO_INPUT_DEVICE)
+    print(format_devices(devices))
     return 0

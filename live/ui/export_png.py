@@ -15,7 +15,11 @@ from hark.live.ui.state import Snapshot
 
 
 def save_roll_png(snapshot: Snapshot, path: Path, roll_seconds: float) -> Path:
-    """Draw the last `roll_seconds` of every model's roll into `path` (PNG)."""
+    """Draw the last `roll_seconds` of every model's roll into `path` (PNG).
+
+    The title (also the PNG's Title text) counts the events in the picture: the finished ones
+    that end inside the last `roll_seconds` (of the 50 newest the snapshot keeps).
+    """
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
@@ -27,6 +31,7 @@ def save_roll_png(snapshot: Snapshot, path: Path, roll_seconds: float) -> Path:
     fig = Figure(figsize=(10, sum(heights) + 0.6), dpi=100, layout="constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(len(models), 1, squeeze=False, height_ratios=heights)[:, 0]
+    shown = 0  # events drawn: the title counts what the picture holds, not the whole session
     for ax, m in zip(axes, models, strict=True):
         n_show = min(m.n_frames, m.roll.shape[1], max(1, round(roll_seconds / m.hop_s)))
         end = m.last_time_s + m.hop_s if m.last_time_s is not None else 0.0
@@ -45,12 +50,14 @@ def save_roll_png(snapshot: Snapshot, path: Path, roll_seconds: float) -> Path:
             if ev.model == m.name and ev.label in m.labels and ev.offset_s >= start:
                 row = m.labels.index(ev.label)
                 ax.add_patch(_rect(ev.onset_s, row, ev.offset_s - ev.onset_s))
+                shown += 1
         ax.set_yticks(range(len(m.labels)), labels=m.labels)
         ax.set_title(f"{m.name}: smoothed posteriors, events outlined", fontsize=10, loc="left")
         ax.set_xlabel("stream time (s)")
-    fig.suptitle(f"hark · {snapshot.source_kind} {snapshot.source_name} · "
-                 f"{snapshot.n_events} events", fontsize=11)
-    fig.savefig(path, format="png")
+    title = (f"hark · {snapshot.source_kind} {snapshot.source_name} · {shown} "
+             f"event{'' if shown == 1 else 's'} in the last {roll_seconds:g} s")
+    fig.suptitle(title, fontsize=11)
+    fig.savefig(path, format="png", metadata={"Title": title})  # a PNG tEXt chunk
     return path
 
 

@@ -46,9 +46,14 @@ class SessionSummary:
     out: Path | None
     saved: tuple[Path, ...]
     error: str | None
+    saved_events: int = 0  # events in the last file the 's' key wrote
 
     def text(self) -> str:
-        """The paragraph printed to the terminal when the UI closes."""
+        """The paragraph printed to the terminal when the UI closes.
+
+        It says where the events are: --out has them all; without it, the last 's' wrote the
+        events up to then, and only those after it (if any) are in no file.
+        """
         src = ", ".join(self.sources)
         parts = [
             f"hark: {self.n_events} event{'s' if self.n_events != 1 else ''} in "
@@ -56,13 +61,30 @@ class SessionSummary:
         ]
         if self.out is not None:
             parts.append(f"Events were written to {self.out} as they finished.")
-        else:
-            parts.append("Events were not written to a file (use --out FILE, or press s).")
         if self.saved:
-            parts.append("Saved: " + ", ".join(str(p) for p in self.saved) + ".")
+            events = [p for p in self.saved if p.suffix != ".png"]
+            rolls = [p for p in self.saved if p.suffix == ".png"]
+            count = _plural(self.saved_events, "event")
+            if len(events) == 1:
+                said = f"Pressing s saved {count} to {events[0]}"
+            else:
+                said = (f"Pressing s saved the events to {', '.join(map(str, events))} (the "
+                        f"last save: {count})")
+            parts.append(f"{said} and the roll to {', '.join(map(str, rolls))}.")
+        if self.out is None:
+            later = self.n_events - self.saved_events
+            if not self.saved:
+                parts.append("Events were not written to a file (use --out FILE, or press s).")
+            elif later > 0:
+                parts.append(f"The {_plural(later, 'event')} after the last s were not written "
+                             "to a file (use --out FILE).")
         if self.error:
             parts.append(f"Stopped on an error: {self.error}")
         return " ".join(parts)
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 class UISession:
@@ -137,6 +159,7 @@ class UISession:
         self.resets = 0
         self.error: str | None = None
         self.saved: list[Path] = []
+        self.saved_events = 0  # how many events the last save wrote
 
     # ---- construction ------------------------------------------------------------------------
     def _new_engine(self) -> Engine:
@@ -250,6 +273,7 @@ class UISession:
             out=self.out,
             saved=tuple(self.saved),
             error=self.error,
+            saved_events=self.saved_events,
         )
 
     # ---- commands from the UI thread ---------------------------------------------------------
@@ -363,6 +387,7 @@ class UISession:
         save_roll_png(self.snapshot(frozen=True), png_path, self.roll_seconds)
         with self._lock:
             self.saved.extend([events_path, png_path])
+            self.saved_events = len(events)
             self._version += 1
         return [events_path, png_path]
 

@@ -99,3 +99,18 @@ def test_mic_without_any_input_device(band_model: Path, tmp_path: Path) -> None:
     err = r.stderr.strip().splitlines()
     assert len(err) == 1, r.stderr
     assert "no audio input device found" in err[0] and "hark replay" in err[0]
+
+
+def test_devices_without_any_input_device_is_an_error_too(tmp_path: Path) -> None:
+    """`hark devices` with nothing to list: the one line `hark mic` gives and exit 2, not an
+    exit 0 a script would take for a listing."""
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PULSE_SERVER": "unix:/nonexistent",
+           "XDG_RUNTIME_DIR": str(tmp_path)}
+    r = subprocess.run([sys.executable, "-m", "hark.cli", "devices"], capture_output=True,
+                       text=True, env=env, timeout=60, stdin=subprocess.DEVNULL,
+                       cwd=Path(__file__).parents[2])
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert r.stdout == ""
+    assert r.stderr.strip().splitlines() == [
+        "hark: error: no audio input device found; to run on a recording instead, use: "
+        "hark replay FILE"]

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from textual.pilot import Pilot
 
 from hark.live.model import OnnxModel
 from hark.live.runners import FrameRunner
@@ -207,6 +208,52 @@ def test_s_saves_the_events_and_a_png_of_the_roll(
     assert png_path.suffix == ".png"
     assert png_path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert png_path.stat().st_size > 5000
+
+
+def test_after_s_the_summary_says_what_was_saved_and_the_png_counts_its_own_events(
+    ui_data: dict[str, Path], bands: OnnxModel, tmp_path: Path
+) -> None:
+    """No --out: s at 2 s saves the one event so far and a PNG of the last 3 s; the exit
+    summary names both and says only the 3 later events went nowhere. A second s at the end
+    saves all 4: then nothing is unwritten, and the PNG's title counts the 2 events its last
+    3 s hold (of the 4 in the session)."""
+    from PIL import Image
+
+    stepped = SteppedSource(ui_data["wav"])
+    session = UISession([bands], [stepped], out=None, save_dir=tmp_path, roll_seconds=3.0)
+
+    async def save(pilot: Pilot[int], n: int) -> None:
+        await pilot.press("s")
+        await wait_until(pilot, lambda: len(session.saved) == n, "the saved files", timeout_s=30)
+
+    async def body() -> None:
+        app = HarkApp(session)
+        async with app.run_test(size=(80, 24)) as pilot:
+            stepped.allow_until(2.0)
+            await wait_until(pilot, lambda: session.engine.time_s >= 2.0, "2 s of audio")
+            await save(pilot, 2)
+            first = session.summary().text()
+            stepped.allow_all()
+            await wait_until(pilot, lambda: session.finished, "the replay to end")
+            await pilot.pause(0.1)
+            assert session.n_events == 4
+            later = session.summary().text()
+            await save(pilot, 4)
+            await pilot.press("q")
+        events, png = session.saved[:2]
+        assert f"Pressing s saved 1 event to {events} and the roll to {png}." in first
+        assert "The 3 events after the last s were not written to a file" in later
+        assert "Events were not written" not in first + later
+
+    asyncio.run(body())
+    summary = session.close().text()
+    assert "Pressing s saved the events to " in summary and "(the last save: 4 events)" in summary
+    assert "not written" not in summary, summary
+    first_png, last_png = session.saved[1], session.saved[3]
+    assert Image.open(first_png).text["Title"] == ("hark · file tones.wav · 1 event in the last "
+                                                    "3 s")
+    assert Image.open(last_png).text["Title"] == ("hark · file tones.wav · 2 events in the last "
+                                                   "3 s")
 
 
 def test_q_quits_and_stops_the_audio_worker(stepped: SteppedSource,
