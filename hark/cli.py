@@ -22,7 +22,8 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 from hark.live.errors import HarkError  # noqa: E402 - after the BLAS setting, before numpy loads
 
 # (module, what it adds) in the order --help lists them
-_COMMAND_MODULES = ("hark.live.cli", "hark.export.cli", "hark.models.cli", "hark.bench.cli")
+_COMMAND_MODULES = ("hark.live.cli", "hark.export.cli", "hark.models.cli",
+                    "hark.models.enroll_cli", "hark.bench.cli")
 
 
 def build_parser() -> argparse.ArgumentParser:
