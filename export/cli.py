@@ -198,6 +198,11 @@ def register(subparsers: Any) -> None:
     lay.add_argument("--channels", type=int, metavar="N",
                      help="N stacked copies on a channel axis (3 for an ImageNet CNN)")
     lay.add_argument("--channel-axis", choices=_INPUT_CHOICES["channel_axis"])
+    lay.add_argument("--framing", choices=_INPUT_CHOICES["framing"],
+                     help="clip: frame each window as the clip the model was trained on "
+                     "(librosa center=True pads each clip at both ends; the stream has real "
+                     "audio there): its few edge frames are recomputed from the window's own "
+                     "samples. Default stream: the stream's frames as they are")
     lay.add_argument("--window-norm", choices=_INPUT_CHOICES["window_norm"],
                      help="standardise each window (x - mean) / std, per bin or over all values")
 
@@ -273,7 +278,7 @@ def _frontend_arg(args: argparse.Namespace) -> dict[str, FrontendChoice | None]:
 
 
 def _layout_arg(args: argparse.Namespace) -> dict[str, Any]:
-    names = ("layout", "flatten", "pool", "channels", "channel_axis", "window_norm")
+    names = ("layout", "flatten", "pool", "channels", "channel_axis", "window_norm", "framing")
     return {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
 
 
@@ -399,6 +404,8 @@ def summary_text(result: Any) -> str:
             layout = (f", pool {inp.pool}" if inp.pool != "none" else f", {inp.layout}"
                       + (" flattened" if inp.flatten else "")
                       + (f" x{inp.channels} {inp.channel_axis}" if inp.channels > 1 else ""))
+        if inp.framing == "clip":
+            layout += ", framed per clip"
         lines.append(f"  input    {inp.name} {list(inp.shape)} role {inp.role}{layout}, frontend "
                      f"{inp.frontend} ({fe.kind}{framing})")
     if card.window_s:

@@ -266,7 +266,8 @@ def convert(
                                  and k not in analysis.KAPRE_NAMES),
         "rewrites": graph.rewrites,
         "presets": plan.presets,
-        "ignore_labels": dataclasses.asdict(ignored),
+        "ignore_labels": {"labels": list(ignored.labels), "source": ignored.source,
+                          "kept": list(ignored.kept)},
     }
     def build_card(p: modelcard.FrontendPlan) -> ModelCard:
         return ModelCard(
@@ -421,6 +422,8 @@ def _fit_plan(inputs: Sequence[analysis.KerasInput], labels: Sequence[str], fron
         except ExportError as why:
             raise ExportError(f"{e}; as given: {why}") from None
         raise
+    if given.framing is None and fit.spec.center:
+        _fit_framing(fit, make_card, fn)
     if fit.feature_rel > tolerance:
         raise ReferenceMismatchError(
             f"--fit-features tried {fit.tried} frontend/layout combinations (varying "
@@ -432,6 +435,27 @@ def _fit_plan(inputs: Sequence[analysis.KerasInput], labels: Sequence[str], fron
     record = {"changed": dict(fit.changed), "feature_max_rel_diff": fit.feature_rel,
               "candidates_tried": fit.tried, "command_line": fit.command_line()}
     return plan_for(fit.spec, fit.layout), record
+
+
+def _fit_framing(fit: Any, make_card: Any, fn: Any) -> None:
+    """A centred frontend: stream or clip framing, whichever matches mid-stream windows better.
+
+    The search compares a stream's first window, where both framings agree; only windows in the
+    middle of a stream tell a clip pipeline (librosa center=True) from a streaming one.
+    """
+    from hark.export import reference
+
+    scores = {}
+    for framing in ("stream", "clip"):
+        card = make_card(fit.spec, dataclasses.replace(fit.layout, framing=framing))
+        if card is None:
+            return
+        n = int(round((card.window_s or 0.0) * card.sample_rate))
+        probes = reference.probe_signals(card.sample_rate, n)
+        scores[framing] = reference.compare_mid_stream(card, fn, probes).feature_rel
+    if scores["clip"] < scores["stream"]:
+        fit.layout = dataclasses.replace(fit.layout, framing="clip")
+        fit.changed["framing"] = "clip"
 
 
 def _inspect(model: Any, labels: Sequence[str], task: str | None,

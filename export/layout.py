@@ -31,6 +31,7 @@ class LayoutOptions:
     channels: int | None = None
     channel_axis: str | None = None  # last | first
     window_norm: str | None = None  # none | per_bin | global
+    framing: str | None = None  # stream | clip (live.clip_framing)
 
     @classmethod
     def of(cls, value: Any) -> LayoutOptions:

@@ -32,6 +32,7 @@ from hark.export.presets import PRESETS, FrontendChoice, Preset, parse_frontend_
 from hark.live.card import CardError, FrontendSpec, Normalization, SmoothingSpec, VadSpec
 
 VAD_RATES = (8000, 16000, 32000, 48000)
+CLIP_SAMPLES = "clip_samples"  # the raw frontend that gives framing-clip inputs their samples
 
 FrontendArg = str | FrontendSpec | Preset | FrontendChoice | None
 
@@ -52,7 +53,10 @@ class FrontendPlan:
     def input_fields(self, name: str) -> dict[str, Any]:
         """InputSpec fields (role, layout, ...) of Keras input `name`."""
         opts = self.layout.get(name, LayoutOptions())
-        return self.readings[name].fields(opts.window_norm)
+        out = self.readings[name].fields(opts.window_norm)
+        if opts.framing == "clip":
+            out.update(framing="clip", clip_samples=CLIP_SAMPLES)
+        return out
 
 
 def read_labels(labels: str | Path | Sequence[str]) -> tuple[str, ...]:
@@ -249,6 +253,18 @@ def plan_frontends(
         frontends[fname] = spec
         presets[fname] = preset.name if preset else None
         input_frontend[inp.name] = fname
+
+    for inp in inputs:
+        if lay[inp.name].framing == "clip":
+            spec = frontends[input_frontend[inp.name]]
+            if readings[inp.name].role != "window" or spec.kind in ("raw", "embedding"):
+                raise FrontendMismatchError(
+                    f"Keras input {inp.describe()}: --framing clip re-frames the edges of a "
+                    "window of feature frames; this input is "
+                    + ("a frame sequence" if readings[inp.name].role == "frames" else
+                       f"fed by a {spec.kind} frontend"))
+            frontends[CLIP_SAMPLES] = FrontendSpec(kind="raw")  # the window's samples
+            presets[CLIP_SAMPLES] = None
 
     window_inputs = [i for i in inputs if readings[i.name].role != "frames"]
     if not window_inputs:

@@ -112,9 +112,6 @@ class _Recorder:
 
 def runtime_tensor(card: ModelCard, session: Any, audio: np.ndarray) -> dict[str, np.ndarray]:
     """The tensors hark's live engine feeds for the first window of `audio` (then silence)."""
-    from hark.live.engine import Engine, EngineOptions
-    from hark.live.model import OnnxModel
-
     sr = card.sample_rate
     extra = 0
     for inp in card.inputs:
@@ -123,11 +120,23 @@ def runtime_tensor(card: ModelCard, session: Any, audio: np.ndarray) -> dict[str
     stream = np.concatenate((audio.astype(np.float32),
                              np.zeros(extra + 2 * int(round(sr * (card.stride_s or 0.1))),
                                       np.float32)))
+    feeds = runtime_tensors(card, session, stream)
+    if not feeds:
+        raise ExportError("the runtime produced no window from the probe audio")
+    return feeds[0]
+
+
+def runtime_tensors(card: ModelCard, session: Any,
+                    stream: np.ndarray) -> list[dict[str, np.ndarray]]:
+    """The tensors hark's live engine feeds for every decision of `stream`, in order."""
+    from hark.live.engine import Engine, EngineOptions
+    from hark.live.model import OnnxModel
+
     rec = _Recorder(session, len(card.labels))
     model = OnnxModel(Path(f"{card.name}.onnx"), card, rec, card.output or "posteriors")
     engine = Engine([model], EngineOptions(vad=False))
     try:
-        engine.feed(stream)
+        engine.feed(stream.astype(np.float32))
     except ExportError:
         raise
     except Exception as e:  # the runtime cannot build this input: say so in one line
@@ -136,9 +145,44 @@ def runtime_tensor(card: ModelCard, session: Any, audio: np.ndarray) -> dict[str
             f"hark's runtime could not build the input {card.inputs[0].name!r} "
             f"({type(e).__name__}: {first})"
         ) from None
-    if not rec.feeds:
-        raise ExportError("the runtime produced no window from the probe audio")
-    return rec.feeds[0]
+    return rec.feeds
+
+
+# where the mid-stream windows start, in window lengths: each straddles a probe boundary
+MID_STREAM_STARTS = (0.5, 1.4, 2.75)
+
+
+def compare_mid_stream(card: ModelCard, fn: ReferenceFn,
+                       probes: Sequence[tuple[str, np.ndarray]]) -> Comparison:
+    """Windows in the middle of one continuous stream of the probes against fn on their audio.
+
+    A stream's first window is padded at its start as a clip is; a window in the middle has
+    real audio around it, which clip-framed features (librosa center=True) never see.
+    """
+    inp = card.inputs[0]
+    sr = card.sample_rate
+    n = int(round((card.window_s or 0.0) * sr))
+    stride = int(round((card.stride_s or 0.1) * sr))
+    stream = np.concatenate([x for _, x in probes]).astype(np.float32)
+    ks = sorted({int(f * n) // stride for f in MID_STREAM_STARTS
+                 if (int(f * n) // stride) * stride + n <= stream.size})
+    if not ks:
+        return Comparison([], [], [])
+    fe = card.frontends[inp.frontend]
+    extra = fe.frame_extent(sr) if fe.kind != "raw" else 0
+    end = ks[-1] * stride + n + extra + stride
+    feeds = runtime_tensors(card, None, stream[:end])
+    out = Comparison([], [], [])
+    for k in ks:
+        if k >= len(feeds):
+            raise ExportError(f"the runtime produced {len(feeds)} windows of a stream that has "
+                              f"{k + 1}")
+        h = feeds[k][inp.name][0]
+        clip = stream[k * stride : k * stride + n]
+        out.names.append(f"mid-stream window at {k * stride / sr:.2f} s")
+        out.hark.append(h)
+        out.reference.append(_fit_shape(_reference_array(fn, clip, sr), h.shape))
+    return out
 
 
 def _reference_array(fn: ReferenceFn, audio: np.ndarray, sr: int) -> np.ndarray:
@@ -267,7 +311,10 @@ def measure(card: ModelCard, session: Any, fn: ReferenceFn, *,
     inp = card.inputs[0]
     n = int(round((card.window_s or 0.0) * card.sample_rate))
     probes = probe_signals(card.sample_rate, n, seed)
-    cmp = compare(card, session, fn, probes)
+    first = compare(card, session, fn, probes)
+    mid = compare_mid_stream(card, fn, probes)
+    cmp = Comparison(first.names + mid.names, first.hark + mid.hark,
+                     first.reference + mid.reference)
     output = card.output or "posteriors"
     post = []
     for h, r in zip(cmp.hark, cmp.reference, strict=True):
@@ -280,6 +327,9 @@ def measure(card: ModelCard, session: Any, fn: ReferenceFn, *,
                    for name, h, r, p in zip(cmp.names, cmp.hark, cmp.reference, post,
                                             strict=True)],
         "feature_max_rel_diff": cmp.feature_rel,
+        "first_window_feature_max_rel_diff": first.feature_rel,
+        "mid_stream_feature_max_rel_diff": mid.feature_rel if mid.names else None,
+        "framing": inp.framing,
         "posterior_max_abs_diff": max(post),
         "feature_tolerance": feature_tolerance,
         "posterior_tolerance": posterior_tolerance,
@@ -290,11 +340,21 @@ def measure(card: ModelCard, session: Any, fn: ReferenceFn, *,
                             and max(post) <= posterior_tolerance)
     if not result["passed"]:
         fe = card.frontends[inp.frontend]
+        n_first = len(first.names)
+        if first.feature_rel <= feature_tolerance and max(post[:n_first]) <= posterior_tolerance:
+            why = ("a stream's first window matches, windows in the middle of a stream do not")
+            if fe.center and inp.framing != "clip":
+                why += (": your features frame each clip on its own (center=True pads both "
+                        "ends of the clip), hark's edge frames see the audio around the window; "
+                        "add --framing clip")
+            else:
+                why += f"; {diagnose(mid, inp, fe)}"
+        else:
+            why = diagnose(cmp, inp, fe)
         raise ReferenceMismatchError(
             f"hark's features differ from your reference features: up to "
             f"{cmp.feature_rel:.2e} of their range (tolerance {feature_tolerance:.0e}), "
-            f"posteriors up to {max(post):.2e} (tolerance {posterior_tolerance:.0e}); "
-            f"{diagnose(cmp, inp, fe)}"
+            f"posteriors up to {max(post):.2e} (tolerance {posterior_tolerance:.0e}); {why}"
         )
     return result
 
@@ -315,7 +375,8 @@ LAYOUT_SPACE: tuple[dict[str, Any], ...] = (
     {"pool": "mean"}, {"pool": "mean_std"}, {"pool": "bins_mean"},
 )
 _LAYOUT_FLAGS = {"layout": "--layout", "pool": "--pool", "channels": "--channels",
-                 "channel_axis": "--channel-axis", "window_norm": "--window-norm"}
+                 "channel_axis": "--channel-axis", "window_norm": "--window-norm",
+                 "framing": "--framing"}
 
 
 def layout_candidates(given: LayoutOptions) -> list[LayoutOptions]:

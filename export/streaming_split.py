@@ -501,6 +501,9 @@ def _make_pair(onnx_path: Path, card: ModelCard, front_path: Path,
         raise NoSplit("only a window model with one input can be split")
     inp = card.inputs[0]
     fe = card.frontends[inp.frontend]
+    if inp.framing == "clip":
+        raise NoSplit("the window is framed per clip: its edge frames differ from the stream's "
+                      "columns")
     if inp.has_window_ops or fe.has_window_ops:
         raise NoSplit("the window input has per-window operations (layout, pooling, window "
                       "normalisation, db_ref max, top_db or deltas): columns depend on the window")

@@ -338,6 +338,11 @@ class InputSpec:
     # per-window standardisation (x - mean) / (std + window_norm_eps): per bin or over all values
     window_norm: Literal["none", "per_bin", "global"] = "none"
     window_norm_eps: float = 1e-8
+    # stream: a window's frames are the stream's. clip: each window is framed as the clip it was
+    # trained on (librosa center=True pads a clip at both ends, live.clip_framing): its edge
+    # frames are recomputed from the window's samples, which raw frontend `clip_samples` gives
+    framing: Literal["stream", "clip"] = "stream"
+    clip_samples: str | None = None
 
     @property
     def has_window_ops(self) -> bool:
@@ -388,6 +393,9 @@ class InputSpec:
             )
         if self.pool != "none" and (self.flatten or self.layout != "frames_bins"):
             raise CardError(f"{where}: a pooled input has no layout or flatten to choose")
+        if self.framing == "clip" and (self.role != "window" or not self.clip_samples):
+            raise CardError(f"{where}: framing clip needs a window input and clip_samples (the "
+                            "raw frontend that gives the window's samples)")
 
 
 _INPUT_CHOICES: dict[str, tuple[Any, ...]] = {
@@ -396,6 +404,7 @@ _INPUT_CHOICES: dict[str, tuple[Any, ...]] = {
     "channel_axis": ("last", "first"),
     "pool": ("none", "mean", "mean_std", "bins_mean"),
     "window_norm": ("none", "per_bin", "global"),
+    "framing": ("stream", "clip"),
 }
 
 
@@ -715,6 +724,12 @@ class ModelCard:
             if inp.role != "raw" and fe.kind == "raw":
                 raise CardError(f"input {inp.name!r}: a raw frontend can only feed a raw input")
             self._check_input_shape(inp)
+            if inp.framing == "clip" and (
+                fe.kind in ("raw", "embedding")
+                or self.frontends.get(inp.clip_samples or "", fe).kind != "raw"
+            ):
+                raise CardError(f"input {inp.name!r}: framing clip needs a feature frontend and "
+                                f"clip_samples naming a raw frontend of the card")
         if "frames" in roles:
             if len(self.inputs) != 1:
                 raise CardError("a frame model (role frames) must have exactly one feature input")

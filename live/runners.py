@@ -18,6 +18,7 @@ import numpy as np
 
 from hark.live.bound_step import BoundStep, bind_after
 from hark.live.card import FrontendSpec, InputSpec, Normalization
+from hark.live.clip_framing import ClipFramer
 from hark.live.features import normalize, window_features
 from hark.live.model import OnnxModel, check_finite
 
@@ -179,13 +180,22 @@ class WindowRunner:
             self._buffers.setdefault(inp.frontend, _FrameBuffer(width))
         self._specs = card.frontends
         self._hop = {inp.frontend: hop for inp, hop, _, _ in self._inputs}
+        # framing clip: the window's edge frames recomputed from its samples (live.clip_framing)
+        self._clip: dict[str, tuple[ClipFramer, str]] = {}
+        for inp, _, count, _ in self._inputs:
+            if inp.framing == "clip" and inp.clip_samples:
+                fe = card.frontends[inp.frontend]
+                self._clip[inp.name] = (ClipFramer(fe, sr, count, self.window_samples),
+                                        inp.clip_samples)
+                self._buffers.setdefault(inp.clip_samples, _FrameBuffer(1))
+                self._hop[inp.clip_samples] = 1
         self.k = 0  # next decision
         self.calls = 0
         self.pre_roll = pre_roll
         self._held: list[int] = []  # decisions taken while shut, not yet answered (oldest first)
         self.split: SplitWindow | None = None
         sp = card.streaming_split
-        if split and sp is not None and sp.ok:
+        if split and sp is not None and sp.ok and not self._clip:
             from hark.live.streaming_window import SplitWindow
 
             inp, hop, _, norm = self._inputs[0]
@@ -203,7 +213,8 @@ class WindowRunner:
             first = self.k * self.stride_samples // hop
             if self._buffers[inp.frontend].end < first + count:
                 return False
-        return True
+        end = self.k * self.stride_samples + self.window_samples
+        return all(self._buffers[src].end >= end for _, src in self._clip.values())
 
     def step(self, gate: Callable[[int], bool] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Run every decision the frames now allow: (times_s (n,), posteriors (n, classes)).
@@ -263,6 +274,10 @@ class WindowRunner:
         for inp, hop, count, norm in self._inputs:
             first = k * self.stride_samples // hop
             frames = self._buffers[inp.frontend].take(first, count)
+            if inp.name in self._clip:
+                framer, src = self._clip[inp.name]
+                samples = self._buffers[src].take(k * self.stride_samples, self.window_samples)
+                frames = framer.apply(frames, samples[:, 0])
             if inp.role == "raw":
                 x = normalize(frames, norm).astype(np.float32, copy=False)
                 feeds[inp.name] = x.reshape((1, count, 1) if len(inp.shape) == 3 else (1, count))

@@ -17,6 +17,7 @@ from hark.export.errors import FrontendMismatchError, ReferenceMismatchError
 from hark.export.presets import FrontendChoice
 from hark.live.card import FrontendSpec
 from tests.export.conftest import LABELS3, randomize
+from tests.export.test_clip_framing import clip_posteriors
 
 pytestmark = [pytest.mark.tf, pytest.mark.filterwarnings("ignore:You are saving your model")]
 
@@ -90,7 +91,7 @@ def exported(emotion: Path, tmp_path_factory: pytest.TempPathFactory) -> Any:
     from hark.export.convert import convert
 
     return convert(emotion / "emotion.keras", list(LABELS3), frontend=MFCC,
-                   sample_rate=RATE, layout={"pool": "bins_mean"},
+                   sample_rate=RATE, layout={"pool": "bins_mean", "framing": "clip"},
                    out_dir=tmp_path_factory.mktemp("emotion_out"),
                    reference_features=_ref(emotion, "features"))
 
@@ -118,34 +119,23 @@ def _audio(seconds: float, seed: int) -> np.ndarray:
 
 def test_streams_equal_offline_at_any_chunking(exported: Any) -> None:
     from hark.live.engine import offline_posteriors
-    from hark.live.features import compute_features
     from hark.live.model import OnnxModel
-    from hark.live.runners import window_tensor
 
     model = OnnxModel.load(exported.onnx_path)
-    card = model.card
-    inp = card.inputs[0]
-    fe = card.frontends[inp.frontend]
     audio = _audio(4.0, 9)
-    # offline: every frame of the whole signal at once, each window assembled from them
-    frames = compute_features(audio, fe, RATE)
-    step = int(round((card.stride_s or 0.0) * RATE)) // fe.hop_samples(RATE)
-    n = card.expected_frames(inp)
-    windows = [frames[k * step : k * step + n] for k in range((len(frames) - n) // step + 1)]
-    want = np.concatenate([model.session.run(["posteriors"], {
-        inp.name: window_tensor(w, fe, inp, None)})[0] for w in windows])
     for chunk in (None, 441, 4096, 17):
         _, got = offline_posteriors(model, audio, chunk=chunk)
+        want = clip_posteriors(model, audio, len(got))  # each window framed as its own clip
         assert got.shape == want.shape, chunk
         assert np.max(np.abs(got - want)) <= 1e-4, chunk
-    assert len(want) >= 10
+    assert len(got) >= 10
 
 
 def test_a_wrong_pipeline_is_caught(emotion: Path, exported: Any, tmp_path: Path) -> None:
     from hark.export.convert import convert
 
-    args: dict[str, Any] = dict(frontend=MFCC, sample_rate=RATE, layout={"pool": "bins_mean"},
-                out_dir=tmp_path)
+    args: dict[str, Any] = dict(frontend=MFCC, sample_rate=RATE, out_dir=tmp_path,
+                                layout={"pool": "bins_mean", "framing": "clip"})
     with pytest.raises(ReferenceMismatchError, match="hark's features differ") as e:
         convert(emotion / "emotion.keras", list(LABELS3),
                 reference_features=_ref(emotion, "wrong_n_mfcc"), **args)
@@ -158,7 +148,8 @@ def test_a_wrong_pipeline_is_caught(emotion: Path, exported: Any, tmp_path: Path
 
 def test_fit_features_starts_though_the_shape_does_not_fit(emotion: Path,
                                                           tmp_path: Path) -> None:
-    """No --pool and no top_db: the options as given fit nothing; the search finds both."""
+    """No --pool and no top_db: the options as given fit nothing; the search finds both (and
+    the per-clip framing librosa's center=True implies, from windows in the middle of a stream)."""
     from hark.export.convert import convert
 
     given = {k: v for k, v in LIBROSA_MFCC.items() if k != "top_db"}
@@ -166,8 +157,8 @@ def test_fit_features_starts_though_the_shape_does_not_fit(emotion: Path,
                   sample_rate=RATE, out_dir=tmp_path, reference_features=_ref(emotion, "features"),
                   fit_features=True)
     fit = res.card.provenance["fit_features"]
-    assert fit["changed"] == {"top_db": 80.0, "pool": "bins_mean"}
-    assert fit["command_line"] == "--frontend top_db=80 --pool bins_mean"
-    assert res.card.inputs[0].pool == "bins_mean"
+    assert fit["changed"] == {"top_db": 80.0, "pool": "bins_mean", "framing": "clip"}
+    assert fit["command_line"] == "--frontend top_db=80 --pool bins_mean --framing clip"
+    assert res.card.inputs[0].pool == "bins_mean" and res.card.inputs[0].framing == "clip"
     assert res.card.provenance["reference_parity"]["passed"]
     assert res.card.frontends["main"] == FrontendSpec(**LIBROSA_MFCC)

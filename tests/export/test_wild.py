@@ -37,12 +37,14 @@ LIBROSA_MFCC = ("kind=mfcc,n_fft=2048,win_length=2048,hop_length=512,center=true
 
 # name -> (model file, the rest of the `hark export` command line)
 MODELS: dict[str, tuple[str, str]] = {
-    "velardo_kws_cnn": ("model.h5", f"--sample-rate 22050 --frontend {LIBROSA_MFCC},n_mfcc=13"),
-    "memm_kws_lstm": ("lstm_nn.h5", f"--sample-rate 22050 --frontend {LIBROSA_MFCC},n_mfcc=13"),
+    "velardo_kws_cnn": ("model.h5", f"--sample-rate 22050 --frontend {LIBROSA_MFCC},n_mfcc=13 "
+                        "--framing clip"),
+    "memm_kws_lstm": ("lstm_nn.h5", f"--sample-rate 22050 --frontend {LIBROSA_MFCC},n_mfcc=13 "
+                      "--framing clip"),
     "dodo_kws_dense_mfcc20": (
         "model_2_9205_835687.h5",
         f"--sample-rate 22050 --frontend {LIBROSA_MFCC},n_mfcc=20 --layout bins_frames "
-        "--custom-objects ../shared/wild/dodo_kws_dense_mfcc20/custom_objects.py",
+        "--custom-objects ../shared/wild/dodo_kws_dense_mfcc20/custom_objects.py --framing clip",
     ),
     "siva_kws_lstm_stft": (
         "finetune_lstm.h5",
@@ -51,12 +53,14 @@ MODELS: dict[str, tuple[str, str]] = {
     ),
     "ollie_speech_music_cnn": (
         "model.keras",
-        f"--sample-rate 22050 --frontend {LIBROSA_MFCC},n_mfcc=13 --output-activation sigmoid",
+        f"--sample-rate 22050 --frontend {LIBROSA_MFCC},n_mfcc=13 --output-activation sigmoid "
+        "--framing clip",
     ),
     "us8k_cnn_mfcc40": ("weights.best.basic_cnn.hdf5",
-                        f"--sample-rate 22050 --frontend {LIBROSA_MFCC},n_mfcc=40"),
+                        f"--sample-rate 22050 --frontend {LIBROSA_MFCC},n_mfcc=40 --framing clip"),
     "siren_lstm_mfccmean": ("best_model.hdf5",
-                            f"--sample-rate 22050 --frontend {LIBROSA_MFCC},n_mfcc=80 --pool mean"),
+                            f"--sample-rate 22050 --frontend {LIBROSA_MFCC},n_mfcc=80 --pool mean "
+                            "--framing clip"),
     "lucy_us8k_kapre_conv2d": ("conv2d.h5", "--preset raw16k"),
 }
 REFERENCE = {
