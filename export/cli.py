@@ -423,9 +423,11 @@ def summary_text(result: Any) -> str:
                      f" (features within {fit['feature_max_rel_diff']:.1e})")
     ref = card.provenance.get("reference_parity")
     if ref:
+        mid = sum(str(p["probe"]).startswith("mid-stream") for p in ref["probes"])
         lines.append(f"  features vs your reference: {ref['feature_max_rel_diff']:.1e} of range, "
                      f"posteriors {ref['posterior_max_abs_diff']:.1e} on "
-                     f"{len(ref['probes'])} probes")
+                     f"{len(ref['probes']) - mid} probes as a stream's first window and {mid} "
+                     "windows in the middle of a stream")
     for r in result.rewrites:
         lines.append(f"  rewrite  {r}")
     lines.append(f"  parity   max |Keras - onnxruntime| {result.max_abs_diff:.1e} "
