@@ -258,8 +258,100 @@ def sounds_v2(work: Path) -> list[tuple[str, list[str]]]:
     return out
 
 
+# issue 24: which engines and head the backbone model trains on, as the validation rule chose
+EMB_SOURCES = "flite,kokoro"
+EMB_ARCH = "dense"
+EMB_RULE_VOICE = "flite-rms"  # held out of the rule's training beside the Kokoro validation split
+EMB_RULE = [(arch, src) for arch in ("lr", "dense", "conv")
+            for src in ("flite", "flite,kokoro", "flite,kokoro,espeak")]
+
+
+def steps_emb(work: Path) -> list[tuple[str, list[str]]]:
+    """Issue 24: `commands-emb`, a head on the frozen speech-embedding backbone.
+
+    Data: flite (awb, rms, kal) and Kokoro voices with one Praat speaker each (human-derived
+    speech, as NOTES measured), an espeak-ng tree to test whether formant speech helps, real
+    speech (es, fr prompts) as _unknown_. The rule: heads x engine sets trained on the tree's
+    train split and compared on its validation split (speaker-disjoint flite / Kokoro voices);
+    the best pair (EMB_ARCH on EMB_SOURCES) is the model. The rule's validation: the tree's
+    validation split (speaker-disjoint Kokoro blends) and flite rms held out of its training
+    (EMB_RULE_VOICE): one Kokoro and one flite voice. Operating point on validation (it
+    prompts, validation streams). Held out of everything: flite slt and the Kokoro blend
+    jf_nezumi*0.5+jm_kumo (all-test trees), the Russian prompts (false accepts per hour).
+    """
+    w = str(work)
+    seed = ["--seed", str(SEED)]
+    fk, esp = f"{w}/data/fk", f"{w}/data/espeak"
+    slt, blend = f"{w}/data/flite-slt", f"{w}/data/kokoro-blend"
+    prompts, it, ru = f"{w}/data/prompts", f"{w}/val/prompts-it", f"{w}/eval/ru"
+    cache = ["--cache", f"{w}/cache"]
+    head = ["train", "--frontend", "embedding", "--data", fk, *seed, "--epochs", "60",
+            "--patience", "8", "--threads", "2", "--windows-per-clip", "3",
+            "--extra-data", esp, "--negatives", prompts, "--embed-cache", f"{w}/cache/emb"]
+    out: list[tuple[str, list[str]]] = [
+        ("flite + kokoro tree", ["synth", "tree", fk, "--n-per-word", "200", *seed,
+                                 "--engine", "flite:0.85", "--engine", "kokoro:0.15",
+                                 "--hold-out", "flite:slt",
+                                 "--hold-out", "kokoro:jf_nezumi*0.5+jm_kumo",
+                                 "--shifts", "1", "--near-miss", "--workers", "2"]),
+        ("espeak tree (the rule's third source)", ["synth", "tree", esp, "--n-per-word", "100",
+                                                   *seed]),
+        ("real speech for training (es, fr)", ["synth", "prompts", prompts, "--language",
+                                               "es,fr", *cache]),
+        ("real speech for the operating point (it)", ["synth", "prompts", it, "--language", "it",
+                                                      *cache]),
+        ("real speech held out (ru)", ["synth", "prompts", ru, "--language", "ru", *cache]),
+        ("flite slt tree (test only)", ["synth", "tree", slt, "--engine", "flite",
+                                        "--voices", "slt", "--n-per-word", "60", *seed,
+                                        "--all-test"]),
+        ("kokoro blend tree (test only)", ["synth", "tree", blend, "--engine", "kokoro",
+                                           "--voices", "jf_nezumi*0.5+jm_kumo",
+                                           "--n-per-word", "20", *seed, "--all-test"]),
+    ]
+    for arch, src in EMB_RULE:
+        out.append((f"rule: {arch} on {src}", [*head, "--arch", arch, "--sources", src,
+                                               "--val-voices", EMB_RULE_VOICE, "--no-tune",
+                                               "--out",
+                                               f"{w}/rule/{arch}-{src.replace(',', '+')}"]))
+    out.append(("train commands-emb", [*head, "--arch", EMB_ARCH, "--sources", EMB_SOURCES,
+                                       "--name", "commands-emb", "--tune-streams", "16",
+                                       "--test-streams", "4", "--out", f"{w}/commands-emb"]))
+    path = f"{w}/commands-emb/commands-emb.onnx"
+    out += [
+        ("validation word streams", ["synth", "speech", f"{w}/val/words", "--tree", fk,
+                                     "--split", "validation", "--n", "10", "--seed", "2"]),
+        ("slt word streams", ["synth", "speech", f"{w}/eval/slt-words", "--tree", slt,
+                              "--n", "10", *seed]),
+        ("kokoro blend word streams", ["synth", "speech", f"{w}/eval/blend-words", "--tree",
+                                       blend, "--n", "10", *seed]),
+        ("test-voice word streams", ["synth", "speech", f"{w}/eval/test-words", "--tree", fk,
+                                     "--n", "20", *seed]),
+        ("commands-emb: operating point on validation (it prompts, validation streams)",
+         ["eval", "--model", path, "--negatives", it, "--audio", f"{w}/val/words",
+          "--det", f"{w}/commands-emb/det-validation", "--target-fa-per-hour", "2",
+          "--write-card", "operating_point"]),
+    ]
+    for what, data, key in (("test clips (per source)", fk, "test_clips"),
+                            ("slt clips", slt, "flite_slt_clips"),
+                            ("kokoro blend clips", blend, "kokoro_blend_clips")):
+        out.append((f"commands-emb: {what}", ["eval", "--model", path, "--data", data,
+                                              "--write-card", key]))
+    for what, folder, key in (("slt word streams", "slt-words", "flite_slt_streams"),
+                              ("kokoro blend word streams", "blend-words",
+                               "kokoro_blend_streams"),
+                              ("test word streams", "test-words", "test_streams_words")):
+        out.append((f"commands-emb: {what}", ["eval", "--model", path, "--audio",
+                                              f"{w}/eval/{folder}", "--write-card", key]))
+    out.append(("commands-emb: ru false accepts", ["eval", "--model", path, "--negatives", ru,
+                                                   "--det", f"{w}/commands-emb/det-ru",
+                                                   "--audio", f"{w}/eval/slt-words",
+                                                   "--write-card", "ru_false_accepts"]))
+    return out
+
+
 RECIPES = {"v1": (steps, ("commands", "commands-cnn", "sounds")),
-           "v2": (steps_v2, ("commands", "commands-cnn", "sounds"))}
+           "v2": (steps_v2, ("commands", "commands-cnn", "sounds")),
+           "emb": (steps_emb, ("commands-emb",))}
 
 
 def run(work: Path, install: bool, only: set[str] | None = None,
@@ -309,7 +401,7 @@ def install_models(work: Path, names: list[str], dest: Path) -> list[Path]:
     dest.mkdir(parents=True, exist_ok=True)
     copied = []
     for name in names:
-        for ext in (".onnx", ".json", ".front.onnx", ".head.onnx"):
+        for ext in (".onnx", ".json", ".front.onnx", ".head.onnx", ".enroll.npz"):
             src, dst = work / name / f"{name}{ext}", dest / f"{name}{ext}"
             if src.is_file():
                 copied.append(Path(shutil.copy2(src, dst)))
@@ -330,7 +422,8 @@ def main(argv: list[str] | None = None) -> int:
                    "words")
     p.add_argument("--recipe", choices=sorted(RECIPES), default="v1",
                    help="v1: espeak-ng only (the earlier bundle); v2: several synthesizers, "
-                   "real-speech negatives, rooms and channels (issue 11)")
+                   "real-speech negatives, rooms and channels (issue 11); emb: the "
+                   "speech-embedding head commands-emb (issue 24)")
     args = p.parse_args(argv)
     run(args.work, args.install, set(args.only) if args.only else None, args.recipe)
     return 0

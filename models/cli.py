@@ -101,7 +101,8 @@ def register(subparsers: Any) -> None:
         "negative_share", "speech_tree", "speech_real", "speech_clips", "music", "music_share",
         "val_streams", "tune_streams",
         "test_streams", "test_stream_s", "tune", "prefetch", "max_minutes",
-        "init_from", "frontend", "windows_per_clip", "sources", "extra_data", "embed_cache"],
+        "init_from", "frontend", "windows_per_clip", "sources", "extra_data", "embed_cache",
+        "val_voices"],
         choices={"frontend": ("default", "embedding")})
     t.set_defaults(func=run_train, train_flags=train_flags)
 

@@ -76,12 +76,18 @@ def _source_of(speaker: str) -> str:
     return speaker.split("-")[0]
 
 
+def select_voices(speakers: tuple[str, ...], voices: str | None) -> np.ndarray:
+    """Boolean mask of the clips whose voice id starts with one of `voices` (comma-separated)."""
+    wanted = tuple(v.strip() for v in (voices or "").split(",") if v.strip())
+    return np.array([bool(wanted) and s.startswith(wanted) for s in speakers], dtype=bool)
+
+
 def select_sources(speakers: tuple[str, ...], sources: str | None) -> np.ndarray:
     """Boolean mask of the clips whose engine is in `sources` (comma-separated; None: all)."""
     keep = np.ones(len(speakers), dtype=bool)
     if not sources:
         return keep
-    wanted = {s.strip() for s in sources.split(",") if s.strip()}
+    wanted = {s.strip() for s in sources.split(",") if s.strip()} | {"noise"}  # silence clips
     return np.array([_source_of(s) in wanted for s in speakers], dtype=bool)
 
 
@@ -178,7 +184,8 @@ def train_head(opts: TrainOptions, keras: Any, log: Any) -> Any:
     tr, va = data.splits["train"], data.splits["validation"]
     if opts.extra_data is not None:
         tr = _with_extra(tr, opts.extra_data, labels, opts.seed, log)
-    keep = select_sources(tr.speakers, opts.sources)
+    held = select_voices(tr.speakers, opts.val_voices)
+    keep = select_sources(tr.speakers, opts.sources) & ~held
     if not keep.any():
         raise ValueError(f"--sources {opts.sources}: no training clip is from these engines")
     log(f"clips: train {int(keep.sum())} (of {len(tr.y)}; sources {opts.sources or 'all'}), "
@@ -207,7 +214,13 @@ def train_head(opts: TrainOptions, keras: Any, log: Any) -> Any:
     chosen = np.concatenate((np.tile(keep, opts.windows_per_clip),
                              np.ones(len(full.y) - opts.windows_per_clip * len(keep), bool)))
     train_set = WindowSet(full.x[chosen], full.y[chosen])
-    val_set = embedded(opts, tree, "validation", n, build_val, log)
+    val_split = embedded(opts, tree, "validation", n, build_val, log)
+    first = np.concatenate((held, np.zeros(len(full.y) - len(held), bool)))  # one placement
+    val_parts = {"validation split": val_split,
+                 **({f"held voices {opts.val_voices}": WindowSet(full.x[first], full.y[first])}
+                    if held.any() else {})}
+    val_set = WindowSet(np.concatenate([v.x for v in val_parts.values()]),
+                        np.concatenate([v.y for v in val_parts.values()]))
     embed_s = time.perf_counter() - t0
     norm = fit_normalization(train_set.x)
     x_tr = normalize(train_set.x, norm).astype(np.float32)
@@ -223,6 +236,11 @@ def train_head(opts: TrainOptions, keras: Any, log: Any) -> Any:
     fit_s = time.perf_counter() - t1
     log(f"head fitted in {fit_s:.0f} s ({len(history)} epochs); windows embedded in "
         f"{embed_s:.0f} s")
+    val_acc = {}
+    for what, part in val_parts.items():
+        pred = built.model.predict(normalize(part.x, norm).astype(np.float32), verbose=0)
+        val_acc[what] = round(float(np.mean(np.argmax(pred, axis=1) == part.y)), 4)
+        log(f"window accuracy on {what}: {val_acc[what]:.4f} ({len(part.y)} windows)")
     from hark.live.backbone import backbone_info
 
     info = backbone_info()
@@ -242,6 +260,8 @@ def train_head(opts: TrainOptions, keras: Any, log: Any) -> Any:
                                  "licence": info.licence, "attribution": info.attribution},
                     "windows_per_clip": opts.windows_per_clip,
                     **({"sources": opts.sources} if opts.sources else {}),
+                    **({"val_voices": opts.val_voices} if opts.val_voices else {}),
+                    "validation_window_accuracy": val_acc,
                     "embed_seconds": round(embed_s, 1), "fit_seconds": round(fit_s, 1)},
     )
     onnx_path = export_model(built, req, opts.out)

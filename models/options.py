@@ -93,6 +93,10 @@ class TrainOptions:
     embed_cache: Path | None = _h(None, "--frontend embedding: folder of embedded training "
                                   "windows, shared by runs on the same data (default "
                                   "OUT/embeddings)")
+    val_voices: str | None = _h(None, "--frontend embedding: move the training clips of these "
+                                "voices (comma-separated voice-id prefixes, e.g. flite-rms) to "
+                                "validation: a voice held out in turn for the rule that picks "
+                                "sources and heads")
     sources: str | None = _h(None, "--frontend embedding: train only on clips of these engines "
                              "(comma-separated: espeak, flite, kokoro; default: every clip)")
     prefetch: bool = _h(True, "build each epoch's data before its fit, not in a worker process "

@@ -22,7 +22,15 @@ def test_recipe_steps_parse(recipe: str, tmp_path: Path) -> None:
     went_on = {a[a.index("--init-from") + 1].rsplit("/", 1)[0] for _, a in steps
                if "--init-from" in a}  # earlier stages that a later step goes on from
     trained = {a[a.index("--out") + 1] for _, a in steps if a[0] == "train"} - went_on
-    assert {str(tmp_path / n) for n in built} == trained
+    rule = {t for t in trained if "/rule/" in t}  # the validation rule's candidates (emb)
+    assert {str(tmp_path / n) for n in built} == trained - rule
+    if recipe == "emb":  # held out of training and of the rule; the chosen pair is a candidate
+        train = [a for _, a in steps if a[0] == "train"]
+        emb_held_out = ("slt", "kokoro-blend", "/eval/", "/val/", "eval/ru")
+        assert all(h not in " ".join(a) for a in train for h in emb_held_out)
+        final = next(a for w, a in steps if w == "train commands-emb")
+        assert (bundle.EMB_ARCH, bundle.EMB_SOURCES) in bundle.EMB_RULE
+        assert final[final.index("--sources") + 1] == bundle.EMB_SOURCES
     if recipe == "v2":  # the held-out sources never feed training
         train = [a for _, a in steps if a[0] == "train"]
         assert all("ru" not in " ".join(a) and "slt" not in " ".join(a) for a in train)

@@ -66,11 +66,15 @@ def test_head_trains_exports_and_replays(arch: str, tiny_tree: Path, tmp_path: P
 
 
 def test_sources_filter_and_wrong_arch(tiny_tree: Path, tmp_path: Path) -> None:
-    from hark.models.head_training import select_sources
+    from hark.models.head_training import select_sources, select_voices
     from hark.models.training import TrainOptions, train
 
-    mask = select_sources(("espeak-en-m1", "flite-slt", "kokoro-jf-alpha"), "flite,kokoro")
-    assert mask.tolist() == [False, True, True]
+    mask = select_sources(("espeak-en-m1", "flite-slt", "kokoro-jf-alpha", "noise-white_noise"),
+                          "flite,kokoro")
+    assert mask.tolist() == [False, True, True, True]  # silence clips stay
+    assert select_voices(("flite-rms-f1", "flite-awb", "kokoro-x"), "flite-rms,kokoro").tolist() \
+        == [True, False, True]
+    assert not select_voices(("flite-rms",), None).any()
     with pytest.raises(ValueError, match="no training clip"):
         _train("lr", tmp_path / "none", tiny_tree, sources="flite")
     with pytest.raises(ValueError, match="heads for --frontend embedding"):

@@ -250,10 +250,8 @@ def test_after_s_the_summary_says_what_was_saved_and_the_png_counts_its_own_even
     assert "Pressing s saved the events to " in summary and "(the last save: 4 events)" in summary
     assert "not written" not in summary, summary
     first_png, last_png = session.saved[1], session.saved[3]
-    assert Image.open(first_png).text["Title"] == ("hark · file tones.wav · 1 event in the last "
-                                                    "3 s")
-    assert Image.open(last_png).text["Title"] == ("hark · file tones.wav · 2 events in the last "
-                                                   "3 s")
+    assert Image.open(first_png).info["Title"] == "hark · file tones.wav · 1 event in the last 3 s"
+    assert Image.open(last_png).info["Title"] == "hark · file tones.wav · 2 events in the last 3 s"
 
 
 def test_q_quits_and_stops_the_audio_worker(stepped: SteppedSource,
