@@ -139,3 +139,28 @@ def test_window_seconds_gives_that_many_embeddings() -> None:
     for n in (1, 8, 16):
         assert n_embeddings(int(round(window_seconds(n) * RATE))) == n
     assert BackboneRef("speech_embedding", "x").name == "speech_embedding"
+
+
+def test_bank_of_streams_equals_one_frontend_per_stream() -> None:
+    from hark.live.backbone import EmbeddingBank
+
+    signals = [speechy(3.0, s) for s in range(5)]
+    bank = EmbeddingBank(len(signals))
+    got: list[list[np.ndarray]] = [[] for _ in signals]
+    rng = np.random.default_rng(4)
+    pos = [0] * len(signals)
+    while any(p < 3 * RATE for p in pos):
+        blocks = []
+        for i in range(len(signals)):
+            n = int(rng.integers(0, 2000))  # ragged blocks, some streams silent in a round
+            blocks.append(signals[i][pos[i] : pos[i] + n])
+            pos[i] += n
+        for i, e in enumerate(bank.push(blocks)):
+            got[i].append(e)
+    for i, x in enumerate(signals):
+        ref = compute_features(x, SPEC, RATE)
+        out = np.concatenate(got[i])
+        assert out.shape == ref.shape and np.abs(out - ref).max() <= 1e-5
+    assert bank.calls < sum(len(compute_features(x, SPEC, RATE)) for x in signals)
+    with pytest.raises(ValueError, match="2 blocks for 5 streams"):
+        bank.push(signals[:2])
