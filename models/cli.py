@@ -102,7 +102,7 @@ def register(subparsers: Any) -> None:
         "val_streams", "tune_streams",
         "test_streams", "test_stream_s", "tune", "prefetch", "max_minutes",
         "init_from", "frontend", "windows_per_clip", "sources", "extra_data", "embed_cache",
-        "val_voices"],
+        "val_voices", "head_streams"],
         choices={"frontend": ("default", "embedding")})
     t.set_defaults(func=run_train, train_flags=train_flags)
 

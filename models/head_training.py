@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from hark.live.backbone import embed_batch, window_seconds
+from hark.live.card import EMBEDDING_WINDOW as EMBEDDING_WINDOW_SAMPLES
 from hark.live.card import FrontendSpec, SmoothingSpec, VadSpec
 from hark.live.features import normalize
 from hark.models import architectures as A
@@ -89,6 +90,69 @@ def select_sources(speakers: tuple[str, ...], sources: str | None) -> np.ndarray
         return keep
     wanted = {s.strip() for s in sources.split(",") if s.strip()} | {"noise"}  # silence clips
     return np.array([_source_of(s) in wanted for s in speakers], dtype=bool)
+
+
+STREAM_ONSET_SLACK_S = 0.1  # a word whose trimmed onset is this much before the window still counts
+STREAM_OTHER_SHARE = 0.5  # of the windows that hold no whole word, this share is kept
+
+
+def stream_window_labels(events: list[Any], n_windows: int, window_n: int, hop_n: int,
+                         labels: tuple[str, ...]) -> np.ndarray:
+    """The label index of each sliding window of a stream from its truth events.
+
+    A command word lying whole in the window (onset up to STREAM_ONSET_SLACK_S before its start)
+    names it (the latest one when two do); else _unknown_ when any speech overlaps it, else
+    _silence_. So a half-heard word is _unknown_, as the head must treat it.
+    """
+    from hark.models.data.speech_commands import SILENCE
+
+    index = {lb: i for i, lb in enumerate(labels)}
+    y = np.full(n_windows, index[SILENCE], dtype=np.int64)
+    starts = np.arange(n_windows) * hop_n / RATE
+    ends = starts + window_n / RATE
+    best_end = np.full(n_windows, -1.0)
+    for ev in events:
+        overlap = (ev.onset_s < ends) & (ev.offset_s > starts)
+        y[overlap & (y == index[SILENCE])] = index[UNKNOWN]
+        if ev.label in index and ev.label not in (UNKNOWN, SILENCE):
+            whole = (ev.onset_s >= starts - STREAM_ONSET_SLACK_S) & (ev.offset_s <= ends)
+            take = whole & (ev.offset_s > best_end)
+            y[take] = index[ev.label]
+            best_end[take] = ev.offset_s
+    for ev in events:  # a partial word never leaves a window named by an earlier whole one
+        if ev.label in index and ev.label not in (UNKNOWN, SILENCE):
+            partial = (ev.onset_s < ends) & (ev.offset_s > ends) & (ev.offset_s > best_end)
+            y[partial] = index[UNKNOWN]
+    return y
+
+
+def stream_windows(pool: list[tuple[np.ndarray, str]], n_streams: int, seed: int, n: int,
+                   labels: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Embedded sliding windows (k, frames, 96) and labels of n_streams 30 s word streams.
+
+    Each stream goes through the streaming frontend once (compute_features); its windows are
+    runs of consecutive embeddings, as the engine's window runner reads them. Windows without a
+    whole word are thinned to STREAM_OTHER_SHARE (they outnumber the words many times).
+    """
+    from hark.live.card import EMBEDDING_HOP
+    from hark.live.features import compute_features
+    from hark.models.datasets import speech_streams
+
+    frames = (n - EMBEDDING_WINDOW_SAMPLES) // EMBEDDING_HOP + 1
+    rng = np.random.default_rng([seed, 24])
+    xs, ys = [], []
+    word_ids = {i for i, lb in enumerate(labels) if lb not in (UNKNOWN, "_silence_")}
+    for st in speech_streams(pool, n_streams, seed=seed + 7000, duration_s=30.0):
+        emb = compute_features(st.audio, EMBEDDING_SPEC, RATE)
+        k = len(emb) - frames + 1
+        if k <= 0:
+            continue
+        y = stream_window_labels(st.events, k, n, EMBEDDING_HOP, labels)
+        keep = np.array([yi in word_ids for yi in y]) | (rng.random(k) < STREAM_OTHER_SHARE)
+        view = np.lib.stride_tricks.sliding_window_view(emb, frames, axis=0)  # (k, 96, frames)
+        xs.append(np.ascontiguousarray(view[keep].transpose(0, 2, 1)))
+        ys.append(y[keep])
+    return np.concatenate(xs), np.concatenate(ys)
 
 
 def _with_extra(tr: Any, extra: Path, labels: tuple[str, ...], seed: int, log: Any) -> Any:
@@ -214,6 +278,18 @@ def train_head(opts: TrainOptions, keras: Any, log: Any) -> Any:
     chosen = np.concatenate((np.tile(keep, opts.windows_per_clip),
                              np.ones(len(full.y) - opts.windows_per_clip * len(keep), bool)))
     train_set = WindowSet(full.x[chosen], full.y[chosen])
+    if opts.head_streams > 0:
+        pool = [(c, labels[int(yi)]) for c, yi in zip(tr.audio[keep], tr.y[keep], strict=True)
+                if labels[int(yi)] != "_silence_" and np.any(c)]
+        pool += [(p, UNKNOWN) for p in negatives]
+        t_s = time.perf_counter()
+        sx, sy = stream_windows(pool, opts.head_streams, opts.seed, n, labels)
+        words = [i for i, w in enumerate(labels) if w not in (UNKNOWN, "_silence_")]
+        log(f"streams: {opts.head_streams} x 30 s -> {len(sy)} windows "
+            f"({int(np.isin(sy, words).sum())} with a whole word) in "
+            f"{time.perf_counter() - t_s:.0f} s")
+        train_set = WindowSet(np.concatenate((train_set.x, sx)),
+                              np.concatenate((train_set.y, sy)))
     val_split = embedded(opts, tree, "validation", n, build_val, log)
     first = np.concatenate((held, np.zeros(len(full.y) - len(held), bool)))  # one placement
     val_parts = {"validation split": val_split,
@@ -261,6 +337,7 @@ def train_head(opts: TrainOptions, keras: Any, log: Any) -> Any:
                     "windows_per_clip": opts.windows_per_clip,
                     **({"sources": opts.sources} if opts.sources else {}),
                     **({"val_voices": opts.val_voices} if opts.val_voices else {}),
+                    **({"head_streams": opts.head_streams} if opts.head_streams else {}),
                     "validation_window_accuracy": val_acc,
                     "embed_seconds": round(embed_s, 1), "fit_seconds": round(fit_s, 1)},
     )

@@ -97,6 +97,11 @@ class TrainOptions:
                                 "voices (comma-separated voice-id prefixes, e.g. flite-rms) to "
                                 "validation: a voice held out in turn for the rule that picks "
                                 "sources and heads")
+    head_streams: int = _h(0, "--frontend embedding: also train on the sliding windows of this "
+                           "many 30 s word streams built from the training words (a window is "
+                           "a word when the word lies whole inside it, else _unknown_ or "
+                           "_silence_): the head learns partial words and neighbours as a "
+                           "stream shows them (default 0: clip windows only)")
     sources: str | None = _h(None, "--frontend embedding: train only on clips of these engines "
                              "(comma-separated: espeak, flite, kokoro; default: every clip)")
     prefetch: bool = _h(True, "build each epoch's data before its fit, not in a worker process "

@@ -79,3 +79,26 @@ def test_sources_filter_and_wrong_arch(tiny_tree: Path, tmp_path: Path) -> None:
         _train("lr", tmp_path / "none", tiny_tree, sources="flite")
     with pytest.raises(ValueError, match="heads for --frontend embedding"):
         train(TrainOptions(arch="dense", out=tmp_path / "x", data=tiny_tree), log=print)
+
+
+def test_stream_window_labels_name_whole_words_only() -> None:
+    from hark.live.events import Event
+    from hark.models.head_training import stream_window_labels
+
+    labels = ("yes", "no", "_silence_", "_unknown_")
+    hop, win = 1280, 22112  # 80 ms, 1.382 s
+    events = [Event("yes", 1.0, 1.5), Event("_unknown_", 3.0, 3.4), Event("no", 5.0, 5.6)]
+    y = stream_window_labels(events, 100, win, hop, labels)
+    starts = np.arange(100) * hop / 16000
+    ends = starts + win / 16000
+    for k in range(100):
+        if starts[k] - 0.1 <= 1.0 and ends[k] >= 1.5:
+            assert labels[y[k]] == "yes", k
+        elif starts[k] - 0.1 <= 5.0 and ends[k] >= 5.6:
+            assert labels[y[k]] == "no", k
+        elif (starts[k] < 1.5 and ends[k] > 1.0) or (starts[k] < 3.4 and ends[k] > 3.0) or (
+                starts[k] < 5.6 and ends[k] > 5.0):
+            assert labels[y[k]] == "_unknown_", k  # a part of a word, or an unknown word
+        else:
+            assert labels[y[k]] == "_silence_", k
+    assert {labels[i] for i in y} == set(labels)
