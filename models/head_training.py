@@ -250,7 +250,7 @@ def train_head(opts: TrainOptions, keras: Any, log: Any) -> Any:
         tr = _with_extra(tr, opts.extra_data, labels, opts.seed, log)
     held = select_voices(tr.speakers, opts.val_voices)
     keep = select_sources(tr.speakers, opts.sources) & ~held
-    if not keep.any():
+    if not (keep & (tr.y != labels.index("_silence_"))).any():
         raise ValueError(f"--sources {opts.sources}: no training clip is from these engines")
     log(f"clips: train {int(keep.sum())} (of {len(tr.y)}; sources {opts.sources or 'all'}), "
         f"validation {len(va.y)}; window {n / RATE:.3f} s = {cfg.n_frames} embeddings")
