@@ -12,7 +12,7 @@ from hark.live.card import load_card
 from hark.live.events import read_events_tsv
 from hark.live.model import OnnxModel, bundled_dir, bundled_names
 
-BUNDLED = ("commands", "commands-cnn", "sounds")
+BUNDLED = ("commands", "commands-cnn", "sounds", "commands-emb")
 COMMANDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
 
 
@@ -133,3 +133,24 @@ def test_sounds_model_hears_the_demo_sounds(tmp_path: Path) -> None:
     per = res["per_class"]
     for label in ("clap", "whistle", "beep", "knock"):
         assert per[label]["tp"] == 1, (label, per)
+
+
+def test_bundled_backbone_model_pins_the_shipped_backbone_and_its_figures() -> None:
+    """commands-emb (recipe emb): a head on the shipped speech-embedding backbone, with the
+    backbone's attribution, every held-out figure, and the enrolment set beside it."""
+    import numpy as np
+
+    from hark.live.backbone import backbone_info, window_seconds
+
+    card = OnnxModel.load("commands-emb").card
+    assert card.frontends["main"].kind == "embedding" and card.backbone == backbone_info().ref()
+    assert card.backbone.licence == "Apache-2.0" and "openWakeWord" in card.backbone.attribution
+    assert card.window_s == pytest.approx(window_seconds(8)) and card.stride_s == 0.08
+    assert set(card.event_labels) == set(COMMANDS)
+    for key in ("flite_slt_clips", "flite_slt_streams", "kokoro_blend_clips",
+                "kokoro_blend_streams", "ru_false_accepts", "operating_point", "test_clips"):
+        assert key in card.evaluation, key
+    assert card.evaluation["ru_false_accepts"]["false_accepts_per_hour"] <= 2.0
+    assert card.provenance["sources"] == "flite,kokoro"
+    with np.load(bundled_dir() / "commands-emb.enroll.npz") as z:
+        assert tuple(z["labels"]) == card.labels and z["x"].shape[1:] == (8, 96)
