@@ -292,24 +292,36 @@ def synth_voices(options: EnrollOptions, log: Log) -> tuple[list[Any], str]:
 
 def synth_takes(words: Sequence[str], options: EnrollOptions, log: Log
                 ) -> tuple[dict[str, list[np.ndarray]], str]:
-    """Synthetic clips of each word, trimmed to speech, from every voice and prosody."""
+    """Synthetic clips of each word, trimmed to speech, from every voice and prosody.
+
+    The synthesizers are subprocesses: a few run at once (threads wait on them), in a fixed
+    order of results, so the clips are the same however many run.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
     from hark.models.data.tts import Prosody, synth_clip
 
     if not options.synthesize:
         return {w: [] for w in words}, ("synthesis off: the new words are learnt from your "
                                         "takes only")
     voices, note = synth_voices(options, log)
+    jobs = [(w, v, Prosody(speed, pitch)) for w in words for v in voices
+            for speed, pitch in SYNTH_PROSODIES]
+
+    def one(job: tuple[str, Any, Any]) -> np.ndarray | None:
+        word, voice, prosody = job
+        try:
+            clip = synth_clip(word, voice, RATE, prosody)
+        except RuntimeError:  # a voice that cannot say it: the others still do
+            return None
+        span = speech_span(clip)
+        return None if span is None else clip[span[0] : span[1]]
+
     out: dict[str, list[np.ndarray]] = {w: [] for w in words}
-    for word in words:
-        for voice in voices:
-            for speed, pitch in SYNTH_PROSODIES:
-                try:
-                    clip = synth_clip(word, voice, RATE, Prosody(speed, pitch))
-                except RuntimeError:
-                    continue
-                span = speech_span(clip)
-                if span is not None:
-                    out[word].append(clip[span[0] : span[1]])
+    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+        for (word, _, _), clip in zip(jobs, pool.map(one, jobs), strict=True):
+            if clip is not None:
+                out[word].append(clip)
     return out, note
 
 
@@ -371,7 +383,7 @@ def fit_head(tw: TrainingWindows, n_classes: int, options: EnrollOptions
     xn = ((tw.x - mean) / std).reshape(len(tw.x), -1)
     choice = choose_l2(xn, tw.y, tw.weight, tw.group, n_classes, options.l2_candidates,
                        options.default_l2)
-    fit = fit_softmax(xn, tw.y, tw.weight, n_classes, choice.l2)
+    fit = fit_softmax(xn, tw.y, tw.weight, n_classes, choice.l2, choice.start)
     return fold_normalisation(fit, mean, std, frames), choice
 
 
@@ -392,9 +404,12 @@ def training_windows(base: OnnxModel, labels: tuple[str, ...], train: dict[str, 
     note = "synthetic set: the base model's stored windows"
     new_words = [w for w in train if w not in set(syn.labels)]
     if new_words:
+        t0 = time.perf_counter()
         clips, synth_note = synth_takes(new_words, options, log)
         note += "; " + synth_note
         sp = [c for w in new_words for c in clips[w]]
+        log(f"{len(sp)} synthetic takes of {len(new_words)} new word(s) in "
+            f"{time.perf_counter() - t0:.1f} s")
         wy = [index[w] for w in new_words for _ in clips[w]]
         if sp:
             audio, k_eff = strips(sp, window_n, options.windows_per_strip,
@@ -413,7 +428,10 @@ def training_windows(base: OnnxModel, labels: tuple[str, ...], train: dict[str, 
             sg.append(k)
     audio, k_eff = strips(speech, window_n, options.windows_per_strip, options.strips_per_take,
                           rng, aug)
+    t0 = time.perf_counter()
     x, owner = strip_windows(audio, k_eff, frames)
+    log(f"your {len(speech)} takes embedded ({len(audio)} augmented copies) in "
+        f"{time.perf_counter() - t0:.1f} s")
     take_of = np.repeat(np.arange(len(speech)), options.strips_per_take)[owner]
     xs.append(x)
     ys.append(np.asarray(sy, dtype=np.int64)[take_of])
@@ -525,8 +543,9 @@ def enroll(base: OnnxModel, takes: Sequence[Take], out_path: Path,
     tw, note = training_windows(base, labels, train, options, log)
     log(f"{tw.counts['user']} windows from your takes, {tw.counts['synthetic']} synthetic; "
         f"{note}")
+    t1 = time.perf_counter()
     head, choice = fit_head(tw, len(labels), options)
-    log(f"head fitted: L2 {choice.l2:g} ({choice.rule})")
+    log(f"head fitted in {time.perf_counter() - t1:.1f} s: L2 {choice.l2:g} ({choice.rule})")
     fit_s = time.perf_counter() - t0
 
     inp = card.inputs[0]

@@ -23,9 +23,13 @@ TAKE_PROSODIES: tuple[tuple[float, float], ...] = (
     (0.95, 0.45), (1.05, 0.55), (1.0, 0.4), (0.9, 0.6), (1.1, 0.5), (1.0, 0.65),
 )  # fmt: skip
 STAND_INS: dict[str, tuple[str, str]] = {
-    "slt": ("flite", "slt"),
-    "kokoro-blend": ("kokoro", "jf_nezumi*0.5+jm_kumo"),
+    "slt": ("flite", "slt"),  # held out of all training: the figures
+    "kokoro-blend": ("kokoro", "jf_nezumi*0.5+jm_kumo"),  # held out too
+    # a development user for design choices (never the figures): a Kokoro voice enrolment
+    # never synthesises, trained on by the bundled heads
+    "kokoro-kumo": ("kokoro", "jm_kumo"),
 }
+HELD_OUT_STAND_INS = ("slt", "kokoro-blend")
 
 
 @dataclass(frozen=True)

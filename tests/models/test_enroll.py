@@ -221,3 +221,20 @@ def test_takes_from_the_virtual_microphone(base: Path, tmp_path: Path) -> None:
         [f"mic {w!r} take 4" for w in words]
     OnnxModel.load(out)
     assert "accuracy on the held-out takes" in stdout
+
+
+def test_no_input_device_is_one_line(base: Path, tmp_path: Path) -> None:
+    """No sound card and no PulseAudio server: one line, before anything is prompted."""
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PULSE_SERVER": "unix:/nonexistent",
+           "XDG_RUNTIME_DIR": str(tmp_path), "OPENBLAS_NUM_THREADS": "1"}
+    r = subprocess.run(
+        [sys.executable, "-m", "hark.cli", "enroll", "--model", str(base), "--words", "lights on",
+         "--no-ui", "--out", str(tmp_path / "x.onnx")],
+        capture_output=True, text=True, env=env, timeout=120, stdin=subprocess.DEVNULL,
+        cwd=REPO,
+    )
+    assert r.returncode == 2
+    err = r.stderr.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("hark: error:"), r.stderr
+    assert "no audio input device found" in err[0]
+    assert "say" not in r.stderr and not (tmp_path / "x.onnx").exists()
