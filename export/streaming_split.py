@@ -553,7 +553,7 @@ def measure_parity(onnx_path: Path, card: ModelCard, signal_s: float,
     Both go through live.runners.WindowRunner (frames from live.features.Frontend in uneven
     chunks), one with the pair and one without.
     """
-    from hark.live.features import Frontend
+    from hark.live.features import make_frontend
     from hark.live.model import OnnxModel
     from hark.live.runners import WindowRunner
 
@@ -562,7 +562,7 @@ def measure_parity(onnx_path: Path, card: ModelCard, signal_s: float,
     x = probe_signal(card.sample_rate, signal_s)
     if audio is not None:
         x = np.concatenate((x, np.asarray(audio, dtype=np.float32)))
-    fronts = {name: Frontend(spec, card.sample_rate) for name, spec in card.frontends.items()}
+    fronts = {name: make_frontend(spec, card.sample_rate) for name, spec in card.frontends.items()}
     rng = np.random.default_rng(1)
     posts: dict[str, list[np.ndarray]] = {"whole": [], "streamed": []}
     at = 0

@@ -27,7 +27,7 @@ import numpy as np
 
 from hark.live.engine import EngineOptions
 from hark.live.events import Event
-from hark.live.features import Frontend, normalize
+from hark.live.features import make_frontend, normalize
 from hark.live.model import OnnxModel, check_finite
 from hark.live.preroll import FrameRing
 from hark.live.smoothing import Smoother
@@ -129,7 +129,7 @@ class _Stream:
 
     def __init__(self, engine: BatchedEngine) -> None:
         card = engine.card
-        self.frontend = Frontend(engine.spec, card.sample_rate)
+        self.frontend = make_frontend(engine.spec, card.sample_rate)
         self.gate: Gate | None = (make_gate(card.sample_rate, engine.vad_options)
                                   if engine.vad_options else None)
         self.ring = FrameRing(engine.pre_roll, self.frontend.n_bins)

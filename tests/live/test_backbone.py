@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -164,3 +165,77 @@ def test_bank_of_streams_equals_one_frontend_per_stream() -> None:
     assert bank.calls < sum(len(compute_features(x, SPEC, RATE)) for x in signals)
     with pytest.raises(ValueError, match="2 blocks for 5 streams"):
         bank.push(signals[:2])
+
+
+def embedding_frame_model(out_dir: Path, hidden: int = 8, seed: int = 3) -> Path:
+    """A per-embedding LSTM (dynamic batch axis) on the backbone: a frame model, a step / 80 ms."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from hark.live.card import InputSpec, ModelCard, StateSpec, VadSpec
+
+    rng = np.random.default_rng(seed)
+    labels = ("a", "b", "c")
+
+    def init(name: str, a: np.ndarray) -> onnx.TensorProto:
+        return numpy_helper.from_array(np.asarray(a, dtype=np.float32), name)
+
+    nodes = [
+        helper.make_node("Transpose", ["frames"], ["x"], perm=[1, 0, 2]),
+        helper.make_node("LSTM", ["x", "W", "R", "B", "", "h_in", "c_in"],
+                         ["Y", "h_out", "c_out"], hidden_size=hidden),
+        helper.make_node("Squeeze", ["Y", "ax1"], ["Y3"]),
+        helper.make_node("Transpose", ["Y3"], ["Ys"], perm=[1, 0, 2]),
+        helper.make_node("MatMul", ["Ys", "Wd"], ["logits"]),
+        helper.make_node("Softmax", ["logits"], ["posteriors"], axis=-1),
+    ]
+    inits = [init("W", rng.normal(0, 0.05, (1, 4 * hidden, 96))),
+             init("R", rng.normal(0, 0.3, (1, 4 * hidden, hidden))),
+             init("B", rng.normal(0, 0.1, (1, 8 * hidden))),
+             init("Wd", rng.normal(0, 2.0, (hidden, 3))),
+             numpy_helper.from_array(np.array([1], dtype=np.int64), "ax1")]
+    graph = helper.make_graph(nodes, "embstep", [
+        helper.make_tensor_value_info("frames", TensorProto.FLOAT, ["B", "T", 96]),
+        helper.make_tensor_value_info("h_in", TensorProto.FLOAT, [1, "B", hidden]),
+        helper.make_tensor_value_info("c_in", TensorProto.FLOAT, [1, "B", hidden])], [
+        helper.make_tensor_value_info("posteriors", TensorProto.FLOAT, ["B", "T", 3]),
+        helper.make_tensor_value_info("h_out", TensorProto.FLOAT, [1, "B", hidden]),
+        helper.make_tensor_value_info("c_out", TensorProto.FLOAT, [1, "B", hidden])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path = out_dir / "embstep.onnx"
+    onnx.save(model, str(path))
+    card = ModelCard(name="embstep", labels=labels, sample_rate=RATE,
+                     frontends={"main": SPEC},
+                     inputs=(InputSpec("frames", "frames", (None, None, 96)),),
+                     state=(StateSpec("h_in", "h_out", (1, 1, hidden)),
+                            StateSpec("c_in", "c_out", (1, 1, hidden))),
+                     vad=VadSpec(enabled=False), backbone=backbone_info().ref())
+    card.save(path.with_suffix(".json"))
+    return path
+
+
+@pytest.mark.parametrize("vad", [False, True])
+def test_a_frame_model_on_the_backbone_runs_batched_as_single_engines(
+        tmp_path: Path, vad: bool) -> None:
+    """The batched engine (hark serve's) builds each stream's backbone frontend too."""
+    from hark.live.batched import BatchedEngine, check_batch
+    from hark.live.engine import Engine, EngineOptions
+    from hark.live.model import OnnxModel
+
+    model = OnnxModel.load(embedding_frame_model(tmp_path))
+    assert model.card.decision_hop_s() == 0.08 and check_batch(model).ok
+    x = np.stack([speechy(3.0, 20 + i) for i in range(3)])
+    options = EngineOptions(vad=vad, record=True)
+    engines = [Engine([model], options) for _ in range(3)]
+    bank = BatchedEngine(model, options)
+    ids = [bank.add_stream() for _ in range(3)]
+    for h in range(0, x.shape[1], 160):
+        for i, e in enumerate(engines):
+            e.feed(x[i, h : h + 160])
+        bank.feed_all({sid: x[i, h : h + 160] for i, sid in enumerate(ids)})
+    for i, sid in enumerate(ids):
+        _, want = engines[i].recording(0)
+        assert len(want) == n_embeddings(x.shape[1]) > 20
+        np.testing.assert_allclose(bank.recording(sid), want, atol=1e-5, rtol=0)
+    assert bank.calls < sum(e.streams[0].runner.calls for e in engines)
