@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from hark.bench.audio import synth
 from hark.live.backbone import EmbeddingBank, EmbeddingFrontend, graphs
 from hark.live.card import FrontendSpec
 from hark.live.engine import Engine, EngineOptions
@@ -30,17 +31,6 @@ from hark.live.model import OnnxModel
 
 RATE = 16000
 BLOCK = 160
-
-
-def speechy(seconds: float, seed: int) -> np.ndarray:
-    """Voiced bursts with pauses (the backbone does not care what it hears: cost is fixed)."""
-    rng = np.random.default_rng(seed)
-    n = int(seconds * RATE)
-    t = np.arange(n) / RATE
-    f0 = 120 + 50 * np.sin(2 * np.pi * 0.5 * t)
-    x = sum(np.sin(2 * np.pi * k * np.cumsum(f0) / RATE) / k for k in range(1, 5))
-    env = (np.sin(2 * np.pi * 1.1 * t) > 0).astype(float)
-    return (0.2 * env * x + 0.003 * rng.standard_normal(n)).astype(np.float32)
 
 
 def cpu() -> float:
@@ -102,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--models", nargs="+", default=["commands", "commands-emb"])
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
-    audio = speechy(args.seconds, 0)
+    audio = synth(args.seconds, RATE, seed=0)  # the cost does not depend on what is said
     models = {m: OnnxModel.load(m) for m in args.models}
     res: dict[str, Any] = {"seconds": args.seconds, "streams": args.streams,
                            "clock": "process CPU time", "passes": args.passes}

@@ -89,6 +89,30 @@ def steps(work: Path) -> list[tuple[str, list[str]]]:
     ]
 
 
+def prompts_and_held_out_trees(work: Path, blend_per_word: int) -> list[tuple[str, list[str]]]:
+    """Real speech and the held-out trees: the same steps, at the same paths, in both recipes.
+
+    es + fr to train on, it for the operating point, ru held out; flite slt and the Kokoro blend
+    jf_nezumi*0.5+jm_kumo as all-test trees.
+    """
+    w, seed, cache = str(work), ["--seed", str(SEED)], ["--cache", f"{work}/cache"]
+    return [
+        ("real speech for training (es, fr)", ["synth", "prompts", f"{w}/data/prompts",
+                                               "--language", "es,fr", *cache]),
+        ("real speech for the operating point (it)", ["synth", "prompts", f"{w}/val/prompts-it",
+                                                      "--language", "it", *cache]),
+        ("real speech held out (ru)", ["synth", "prompts", f"{w}/eval/ru", "--language", "ru",
+                                       *cache]),
+        ("flite slt tree (test only)", ["synth", "tree", f"{w}/data/flite-slt", "--engine",
+                                        "flite", "--voices", "slt", "--n-per-word", "60", *seed,
+                                        "--all-test"]),
+        ("kokoro blend tree (test only)", ["synth", "tree", f"{w}/data/kokoro-blend", "--engine",
+                                           "kokoro", "--voices", "jf_nezumi*0.5+jm_kumo",
+                                           "--n-per-word", str(blend_per_word), *seed,
+                                           "--all-test"]),
+    ]
+
+
 def steps_v2(work: Path) -> list[tuple[str, list[str]]]:
     """The issue-11 retrain: several synthesizers, held-out sources, real speech, rooms.
 
@@ -110,7 +134,6 @@ def steps_v2(work: Path) -> list[tuple[str, list[str]]]:
     ru, it = f"{w}/eval/ru", f"{w}/val/prompts-it"
     prompts = f"{w}/data/prompts"
     val_words = f"{w}/val/words"
-    cache = ["--cache", f"{w}/cache"]
     rnn_data = ["--negatives", prompts, "--channels", "0.5", "--rir-cache", f"{w}/cache/rooms",
                 "--streams-per-epoch", "600"]
     out: list[tuple[str, list[str]]] = [
@@ -119,17 +142,7 @@ def steps_v2(work: Path) -> list[tuple[str, list[str]]]:
                         "--engine", "kokoro:0.05", "--hold-out", "flite:slt",
                         "--hold-out", "kokoro:jf_nezumi*0.5+jm_kumo", "--shifts", "1",
                         "--near-miss"]),
-        ("real speech for training (es, fr)", ["synth", "prompts", prompts, "--language",
-                                               "es,fr", *cache]),
-        ("real speech for the operating point (it)", ["synth", "prompts", it, "--language", "it",
-                                                      *cache]),
-        ("real speech held out (ru)", ["synth", "prompts", ru, "--language", "ru", *cache]),
-        ("flite slt tree (test only)", ["synth", "tree", slt, "--engine", "flite",
-                                        "--voices", "slt", "--n-per-word", "60", *seed,
-                                        "--all-test"]),
-        ("kokoro blend tree (test only)", ["synth", "tree", blend, "--engine", "kokoro",
-                                           "--voices", "jf_nezumi*0.5+jm_kumo",
-                                           "--n-per-word", "30", *seed, "--all-test"]),
+        *prompts_and_held_out_trees(work, blend_per_word=30),
         # sized to fit one session on a shared 2-core machine beside each other: each epoch's
         # data is built in a worker while the previous epoch fits (models.prefetch); the card
         # search uses 16 validation streams; the recipe's own evaluations follow below
@@ -287,7 +300,6 @@ def steps_emb(work: Path) -> list[tuple[str, list[str]]]:
     fk, esp = f"{w}/data/fk", f"{w}/data/espeak"
     slt, blend = f"{w}/data/flite-slt", f"{w}/data/kokoro-blend"
     prompts, it, ru = f"{w}/data/prompts", f"{w}/val/prompts-it", f"{w}/eval/ru"
-    cache = ["--cache", f"{w}/cache"]
     head = ["train", "--frontend", "embedding", "--data", fk, *seed, "--epochs", "60",
             "--patience", "8", "--threads", "2", "--windows-per-clip", "3",
             "--extra-data", esp, "--negatives", prompts, "--embed-cache", f"{w}/cache/emb"]
@@ -299,17 +311,7 @@ def steps_emb(work: Path) -> list[tuple[str, list[str]]]:
                                  "--shifts", "1", "--near-miss", "--workers", "2"]),
         ("espeak tree (the rule's third source)", ["synth", "tree", esp, "--n-per-word", "100",
                                                    *seed]),
-        ("real speech for training (es, fr)", ["synth", "prompts", prompts, "--language",
-                                               "es,fr", *cache]),
-        ("real speech for the operating point (it)", ["synth", "prompts", it, "--language", "it",
-                                                      *cache]),
-        ("real speech held out (ru)", ["synth", "prompts", ru, "--language", "ru", *cache]),
-        ("flite slt tree (test only)", ["synth", "tree", slt, "--engine", "flite",
-                                        "--voices", "slt", "--n-per-word", "60", *seed,
-                                        "--all-test"]),
-        ("kokoro blend tree (test only)", ["synth", "tree", blend, "--engine", "kokoro",
-                                           "--voices", "jf_nezumi*0.5+jm_kumo",
-                                           "--n-per-word", "20", *seed, "--all-test"]),
+        *prompts_and_held_out_trees(work, blend_per_word=20),
     ]
     for arch, src in EMB_RULE:
         out.append((f"rule: {arch} on {src}", [*head, "--arch", arch, "--sources", src,
