@@ -82,6 +82,11 @@ class EnrollOptions:
     words: tuple[str, ...] | None = None  # new words; None: refit the base model's own words
     strips_per_take: int = 4
     windows_per_strip: int = 6
+    partial_hops: int = 5  # hops each side of a strip: the word coming in and going out
+    # a window holding part of a word, up to this share of its speech, is a word not yet (or no
+    # longer) said: _unknown_, so that a stream does not fire "lights on" while "lights off" is
+    # still coming; a window with none of it is the room: _silence_
+    partial_max: float = 0.85
     user_weight: float = 5.0
     synth_strips_per_clip: int = 1
     espeak_voices: int = 12  # espeak-ng voices sampled (seeded) for each new word
@@ -120,11 +125,12 @@ class EnrollResult:
 
     def table(self) -> str:
         """The before/after table the command prints."""
-        w = max([len("word")] + [len(r.word) for r in self.rows])
-        lines = [f"{'word':<{w}}  {'base':<12}  {'enrolled':<12}  held-out take"]
-        for r in self.rows:
-            base = _mark(r.base, r.word) if r.in_base else "-"
-            lines.append(f"{r.word:<{w}}  {base:<12}  {_mark(r.enrolled, r.word):<12}  {r.source}")
+        cells = [(r.word, _mark(r.base, r.word) if r.in_base else "-",
+                  _mark(r.enrolled, r.word), r.source) for r in self.rows]
+        head = ("word", "base", "enrolled", "held-out take")
+        widths = [max(len(c[i]) for c in [head, *cells]) for i in range(3)]
+        lines = ["  ".join([*(f"{c:<{w}}" for c, w in zip(row[:3], widths, strict=True)),
+                            row[3]]) for row in [head, *cells]]
         before = "-" if self.accuracy_before is None else f"{self.accuracy_before:.2f}"
         lines.append(f"accuracy on the held-out takes: base {before}, enrolled "
                      f"{self.accuracy_after:.2f}")
@@ -154,6 +160,9 @@ def check_base(model: OnnxModel) -> None:
             or inp.window_norm != "none" or inp.channels != 1):
         raise EnrollError(f"{model.path.name}: input {inp.name!r} is not a plain "
                           "(frames, 96) window")
+    if inp.framing != "stream":
+        raise EnrollError(f"{model.path.name}: input {inp.name!r} is framed per clip, not as "
+                          "the stream's embeddings")
     if card.task != "multiclass":
         raise EnrollError(f"{model.path.name}: hark enroll refits multiclass heads")
 
@@ -217,18 +226,31 @@ def trim(take: Take, options: UtteranceOptions | None = None) -> np.ndarray:
     return np.asarray(take.audio[span[0] : span[1]], dtype=np.float32)
 
 
-def strips(speech: Sequence[np.ndarray], window_n: int, k: int, copies: int,
-           rng: np.random.Generator, aug: Augmenter) -> tuple[np.ndarray, np.ndarray]:
-    """Each clip `copies` times in a strip of window_n + (k - 1) hops, augmented.
+@dataclass(frozen=True)
+class Strips:
+    """Augmented copies of clips, each inside a strip of audio a stream's window slides over."""
 
-    The clip sits where every one of the strip's first k_eff windows (one per 80 ms hop) holds
-    all of it: k_eff = k when the clip leaves room for k - 1 hops of slack in a window, fewer
-    for a longer clip (a clip longer than the window is cut to its middle). Returns the strips
-    (m, samples) and k_eff per strip. Noise covers the whole strip, as a stream's background.
+    audio: np.ndarray  # (m, samples)
+    clip: np.ndarray  # (m,) the clip each strip holds
+    offset: np.ndarray  # (m,) where its speech starts in the strip
+    length: np.ndarray  # (m,) samples of speech
+
+
+def strips(speech: Sequence[np.ndarray], window_n: int, k: int, copies: int,
+           rng: np.random.Generator, aug: Augmenter, pad_hops: int = 0) -> Strips:
+    """Each clip `copies` times in a strip of window_n + (k - 1 + 2 pad_hops) hops, augmented.
+
+    The clip sits where at least k_eff of the windows (one per 80 ms hop) hold all of it: k_eff
+    = k when the clip leaves room for k - 1 hops of slack in a window, fewer for a longer clip (a
+    clip longer than the window is cut to its middle). pad_hops more hops each side give the
+    windows a stream sees while the word comes in and goes out (strip_windows). Noise covers
+    the whole strip, as a stream's background.
     """
-    n = window_n + (k - 1) * EMBEDDING_HOP
-    out = np.zeros((len(speech) * copies, n), dtype=np.float32)
-    k_eff = np.zeros(len(out), dtype=np.int64)
+    n = window_n + (k - 1 + 2 * pad_hops) * EMBEDDING_HOP
+    m = len(speech) * copies
+    out = np.zeros((m, n), dtype=np.float32)
+    offset = np.zeros(m, dtype=np.int64)
+    length = np.zeros(m, dtype=np.int64)
     row = 0
     for clip in speech:
         c = np.asarray(clip, dtype=np.float32)
@@ -238,29 +260,50 @@ def strips(speech: Sequence[np.ndarray], window_n: int, k: int, copies: int,
         ke = min(k, (window_n - c.size) // EMBEDDING_HOP + 1)
         for _ in range(copies):
             lo, hi = (ke - 1) * EMBEDDING_HOP, window_n - c.size
-            offset = int(rng.integers(lo, hi + 1))
-            out[row, offset : offset + c.size] = c
+            at = pad_hops * EMBEDDING_HOP + int(rng.integers(lo, hi + 1))
+            out[row, at : at + c.size] = c
             out[row] = aug(out[row], rng)
-            k_eff[row] = ke
+            offset[row], length[row] = at, c.size
             row += 1
-    return out, k_eff
+    return Strips(out, np.repeat(np.arange(len(speech)), copies), offset, length)
 
 
-def strip_windows(audio: np.ndarray, k_eff: np.ndarray, frames: int) -> tuple[np.ndarray,
-                                                                              np.ndarray]:
-    """Embed the strips at once and cut each into its k_eff windows of `frames` embeddings.
+@dataclass(frozen=True)
+class StripWindows:
+    """The head windows cut from embedded strips: whole words, and words coming or going."""
 
-    Returns (windows (m, frames, 96), strip index of each window).
+    x: np.ndarray  # (w, frames, 96)
+    clip: np.ndarray  # (w,) the clip (strips' `clip`) each window holds
+    share: np.ndarray  # (w,) of the word's speech inside: 1 whole, 0 none (room noise only)
+
+    @property
+    def whole(self) -> np.ndarray:
+        return np.asarray(self.share >= 1.0)
+
+
+def strip_windows(st: Strips, frames: int, window_n: int, partial_max: float = 0.85
+                  ) -> StripWindows:
+    """Embed the strips at once; keep every window but those nearly holding the whole word.
+
+    A window with more than partial_max of the word's speech but not all of it is too close to
+    the word to call it anything else (EnrollOptions.partial_max), and left out.
     """
-    if not len(audio):
-        return np.zeros((0, frames, EMBEDDING_DIM), np.float32), np.zeros(0, np.int64)
-    emb = embed_batch(audio)
-    xs, owner = [], []
-    for i, ke in enumerate(k_eff):
-        for j in range(int(ke)):
-            xs.append(emb[i, j : j + frames])
-            owner.append(i)
-    return np.stack(xs).astype(np.float32), np.asarray(owner, dtype=np.int64)
+    if not len(st.audio):
+        return StripWindows(np.zeros((0, frames, EMBEDDING_DIM), np.float32),
+                            np.zeros(0, np.int64), np.zeros(0))
+    emb = embed_batch(st.audio)
+    xs, owner, shares = [], [], []
+    for i in range(len(st.audio)):
+        a, b = int(st.offset[i]), int(st.offset[i] + st.length[i])
+        for j in range(emb.shape[1] - frames + 1):
+            w0 = j * EMBEDDING_HOP
+            share = max(0, min(b, w0 + window_n) - max(a, w0)) / max(1, b - a)
+            if share >= 1.0 or share <= partial_max:
+                xs.append(emb[i, j : j + frames])
+                owner.append(i)
+                shares.append(min(share, 1.0))
+    return StripWindows(np.stack(xs).astype(np.float32), st.clip[np.asarray(owner, np.int64)],
+                        np.asarray(shares))
 
 
 # ---- synthetic takes of new words ----------------------------------------------------------------
@@ -400,7 +443,24 @@ def training_windows(base: OnnxModel, labels: tuple[str, ...], train: dict[str, 
     ys = [relabel(syn.labels, labels)]
     groups = [np.full(len(syn.x), -1, dtype=np.int64)]
     users = [np.zeros(len(syn.x), dtype=bool)]
+    parts = [np.zeros(len(syn.x), dtype=bool)]
     index = {lb: i for i, lb in enumerate(labels)}
+    unknown, silence = index.get(UNKNOWN, -1), index.get(SILENCE, -1)
+
+    def add(sw: StripWindows, y: np.ndarray, group: np.ndarray, user: bool) -> None:
+        """Add windows: whole words under their label (user ones weighed up).
+
+        Parts of a word become _unknown_, windows with none of it _silence_ (when the labels
+        have them).
+        """
+        label = np.where(sw.whole, y, np.where(sw.share > 0, unknown, silence))
+        keep = label >= 0
+        xs.append(sw.x[keep])
+        ys.append(label[keep])
+        groups.append(group[keep])
+        users.append((sw.whole & user)[keep])
+        parts.append(~sw.whole[keep])
+
     note = "synthetic set: the base model's stored windows"
     new_words = [w for w in train if w not in set(syn.labels)]
     if new_words:
@@ -410,40 +470,36 @@ def training_windows(base: OnnxModel, labels: tuple[str, ...], train: dict[str, 
         sp = [c for w in new_words for c in clips[w]]
         log(f"{len(sp)} synthetic takes of {len(new_words)} new word(s) in "
             f"{time.perf_counter() - t0:.1f} s")
-        wy = [index[w] for w in new_words for _ in clips[w]]
+        wy = np.asarray([index[w] for w in new_words for _ in clips[w]], dtype=np.int64)
         if sp:
-            audio, k_eff = strips(sp, window_n, options.windows_per_strip,
-                                  options.synth_strips_per_clip, rng, aug)
-            x, owner = strip_windows(audio, k_eff, frames)
-            clip_of = np.repeat(np.arange(len(sp)), options.synth_strips_per_clip)[owner]
-            xs.append(x)
-            ys.append(np.asarray(wy, dtype=np.int64)[clip_of])
-            groups.append(np.full(len(x), -1, dtype=np.int64))
-            users.append(np.zeros(len(x), dtype=bool))
+            sw = strip_windows(strips(sp, window_n, options.windows_per_strip,
+                                      options.synth_strips_per_clip, rng, aug,
+                                      options.partial_hops), frames, window_n,
+                               options.partial_max)
+            add(sw, wy[sw.clip], np.full(len(sw.x), -1, dtype=np.int64), user=False)
     speech, sy, sg = [], [], []
     for word, takes in train.items():
         for k, take in enumerate(takes):
             speech.append(trim(take))
             sy.append(index[word])
             sg.append(k)
-    audio, k_eff = strips(speech, window_n, options.windows_per_strip, options.strips_per_take,
-                          rng, aug)
+    st = strips(speech, window_n, options.windows_per_strip, options.strips_per_take, rng, aug,
+                options.partial_hops)
     t0 = time.perf_counter()
-    x, owner = strip_windows(audio, k_eff, frames)
-    log(f"your {len(speech)} takes embedded ({len(audio)} augmented copies) in "
+    sw = strip_windows(st, frames, window_n, options.partial_max)
+    log(f"your {len(speech)} takes embedded ({len(st.audio)} augmented copies) in "
         f"{time.perf_counter() - t0:.1f} s")
-    take_of = np.repeat(np.arange(len(speech)), options.strips_per_take)[owner]
-    xs.append(x)
-    ys.append(np.asarray(sy, dtype=np.int64)[take_of])
-    groups.append(np.asarray(sg, dtype=np.int64)[take_of])
-    users.append(np.ones(len(x), dtype=bool))
+    add(sw, np.asarray(sy, dtype=np.int64)[sw.clip], np.asarray(sg, dtype=np.int64)[sw.clip],
+        user=True)
     y = np.concatenate(ys)
     is_user = np.concatenate(users)
+    is_part = np.concatenate(parts)
     tw = TrainingWindows(
         x=np.concatenate(xs).astype(np.float32), y=y,
         weight=balanced_weights(y, is_user, len(labels), options.user_weight),
         group=np.concatenate(groups),
-        counts={"user": int(is_user.sum()), "synthetic": int((~is_user).sum())},
+        counts={"user": int(is_user.sum()), "around": int(is_part.sum()),
+                "synthetic": int((~is_user & ~is_part).sum())},
     )
     return tw, note
 
@@ -541,8 +597,8 @@ def enroll(base: OnnxModel, takes: Sequence[Take], out_path: Path,
     window_n = window_samples(card)
     held_clips = [scoring_clip(t, window_n) for t in held]  # a silent held-out take fails here
     tw, note = training_windows(base, labels, train, options, log)
-    log(f"{tw.counts['user']} windows from your takes, {tw.counts['synthetic']} synthetic; "
-        f"{note}")
+    log(f"{tw.counts['user']} windows of your takes, {tw.counts['around']} of words coming "
+        f"or going and the room around them, {tw.counts['synthetic']} synthetic; {note}")
     t1 = time.perf_counter()
     head, choice = fit_head(tw, len(labels), options)
     log(f"head fitted in {time.perf_counter() - t1:.1f} s: L2 {choice.l2:g} ({choice.rule})")

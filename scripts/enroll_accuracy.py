@@ -10,7 +10,10 @@ figure is over words x rotations held-out takes. Printed, never asserted: this i
     .venv/bin/python scripts/enroll_accuracy.py --model out/commands-emb/commands-emb.onnx
 
 (a) the model's own words (base accuracy before, enrolled after); (b) new words (--new-words),
-which the base does not have: after only.
+which the base does not have: after only. Clip accuracy is classify_clip's decision on each
+held-out take (hark eval's rule for window models); the stream columns replay each rotation's
+held-out takes one after another through the enrolled model as `hark replay` would (its gate
+and smoothing, the base's): words found, and false events per minute of that stream.
 """
 
 from __future__ import annotations
@@ -27,6 +30,9 @@ import time  # noqa: E402
 from dataclasses import dataclass, replace  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+import numpy as np  # noqa: E402
+import soundfile as sf  # noqa: E402
+
 from hark.live.model import OnnxModel  # noqa: E402
 from hark.models.data.user_takes import (  # noqa: E402
     HELD_OUT_STAND_INS,
@@ -34,7 +40,7 @@ from hark.models.data.user_takes import (  # noqa: E402
     TakeStyle,
     user_takes,
 )
-from hark.models.enroll import EnrollOptions, Take, enroll  # noqa: E402
+from hark.models.enroll import RATE, EnrollOptions, Take, enroll  # noqa: E402
 
 NEW_WORDS = ("lights on", "lights off", "music", "pause", "next song", "volume up",
              "volume down", "hello", "goodbye", "weather")
@@ -54,12 +60,54 @@ class Figure:
     after_n: int = 0
     seconds: float = 0.0
     runs: int = 0
+    stream_found: int = 0
+    stream_false: int = 0
+    stream_s: float = 0.0
+    base_found: int = 0
+    base_false: int = 0
 
     def row(self) -> str:
         before = f"{self.before_right / self.before_n:.3f}" if self.before_n else "-"
+        per_min = 60 / max(self.stream_s, 1e-9)
+        base = (f"{self.base_found:>3}/{self.after_n:<3} {per_min * self.base_false:6.1f}"
+                if self.before_n else f"{'-':>7} {'-':>6}")
         return (f"{self.voice:<13} {self.words:<14} {self.n_words:>5} {self.takes:>5}  "
                 f"{before:>6}  {self.after_right / self.after_n:.3f} ({self.after_right}/"
-                f"{self.after_n})  {self.seconds / self.runs:6.1f} s")
+                f"{self.after_n})  {base}  {self.stream_found:>3}/{self.after_n:<3} "
+                f"{per_min * self.stream_false:6.1f}  {self.seconds / self.runs:6.1f} s")
+
+
+def stream_check(model_path: Path, held: list[tuple[str, np.ndarray]], gap_s: float = 0.5,
+                 wav: Path | None = None) -> tuple[int, int, float]:
+    """The held-out takes in a row, replayed as `hark replay` runs: (found, false events, s).
+
+    gap_s of silence between takes; the model's own card (gate, smoothing).
+
+    Found: an event with the take's word that overlaps the take's speech (a window model's
+    decisions are stamped at the window's centre); every other event is false.
+    """
+    from hark.live.utterance import speech_span
+    from hark.models.evaluation import replay_events
+
+    gap = np.zeros(int(gap_s * RATE), np.float32)
+    parts, truth, t = [gap], [], gap.size
+    for word, audio in held:
+        span = speech_span(audio) or (0, audio.size)
+        truth.append((word, (t + span[0]) / RATE, (t + span[1]) / RATE))
+        parts += [audio, gap]
+        t += audio.size + gap.size
+    wav = (wav or model_path).with_suffix(".stream.wav")  # beside the enrolled model (temp)
+    sf.write(wav, np.concatenate(parts), RATE, subtype="PCM_16")
+    events, _, seconds = replay_events(OnnxModel.load(model_path), wav)
+    used = set()
+    found = 0
+    for word, a, b in truth:
+        hit = next((i for i, e in enumerate(events) if i not in used and e.label == word
+                    and e.onset_s < b and e.offset_s > a), None)
+        if hit is not None:
+            used.add(hit)
+            found += 1
+    return found, len(events) - len(used), seconds
 
 
 def measure(base: OnnxModel, voice: str, words: tuple[str, ...], new: bool, n_takes: int,
@@ -79,6 +127,15 @@ def measure(base: OnnxModel, voice: str, words: tuple[str, ...], new: bool, n_ta
                      log=lambda s: None)
         fig.runs += 1
         fig.seconds += res.seconds
+        stream = [(w, clips[w][held]) for w in words]
+        found, false, secs = stream_check(res.onnx_path, stream)
+        fig.stream_found += found
+        fig.stream_false += false
+        fig.stream_s += secs
+        if not new:
+            b_found, b_false, _ = stream_check(base.path, stream, wav=res.onnx_path)
+            fig.base_found += b_found
+            fig.base_false += b_false
         for row in res.rows:
             fig.after_n += 1
             fig.after_right += row.enrolled == row.word
@@ -87,7 +144,8 @@ def measure(base: OnnxModel, voice: str, words: tuple[str, ...], new: bool, n_ta
                 fig.before_right += row.base == row.word
         print(f"  {voice} {fig.words} rotation {r + 1}: held-out take {held + 1}, base "
               f"{res.accuracy_before}, enrolled {res.accuracy_after:.2f}, {res.seconds:.1f} s, "
-              f"L2 {res.l2.l2:g}", file=sys.stderr)
+              f"L2 {res.l2.l2:g}; stream: {found}/{len(words)} found, {false} false",
+              file=sys.stderr)
     return fig
 
 
@@ -103,13 +161,18 @@ def main() -> int:
     p.add_argument("--sets", default="own,new", help="own, new or both")
     p.add_argument("--strips-per-take", type=int, default=EnrollOptions.strips_per_take)
     p.add_argument("--windows-per-strip", type=int, default=EnrollOptions.windows_per_strip)
+    p.add_argument("--partial-hops", type=int, default=EnrollOptions.partial_hops)
+    p.add_argument("--partial-max", type=float, default=EnrollOptions.partial_max,
+                   help="a window with at most this share of a word is _unknown_")
     p.add_argument("--noise-dbfs", type=float, default=TakeStyle.noise_dbfs,
                    help="the room noise of the takes (pink, dBFS RMS)")
     p.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = p.parse_args()
     base = OnnxModel.load(args.model)
     options = EnrollOptions(strips_per_take=args.strips_per_take,
-                            windows_per_strip=args.windows_per_strip)
+                            windows_per_strip=args.windows_per_strip,
+                            partial_hops=args.partial_hops,
+                            partial_max=args.partial_max)
     new_words = tuple(w.strip() for w in args.new_words.split(",") if w.strip())
     figures = []
     with tempfile.TemporaryDirectory(prefix="hark-enroll-acc-") as tmp:
@@ -122,8 +185,9 @@ def main() -> int:
     print(f"base {args.model}; {args.takes} takes per word, held-out take rotated "
           f"{min(args.rotations, args.takes + 1)} times; room noise {args.noise_dbfs:g} dBFS; "
           f"options {options}")
+    print(f"{'':<47}{'clip accuracy':<22}{'stream: base':<15}{'stream: enrolled':<17}")
     print(f"{'voice':<13} {'words':<14} {'words':>5} {'takes':>5}  {'before':>6}  after"
-          f"{'':<11}  per enrolment")
+          f"{'':<11}  found  false/min  found  false/min  per enrolment")
     for f in figures:
         print(f.row())
     if args.json is not None:

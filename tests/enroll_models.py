@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hark.live.backbone import backbone_info, window_seconds
+from hark.live.backbone import backbone_info, embed_batch, window_seconds
 from hark.live.card import (
     FrontendSpec,
     InputSpec,
@@ -54,16 +54,12 @@ def embedding_base(out_dir: Path, name: str = "tiny-emb", words: tuple[str, ...]
                 clips.append(synth_clip(text, v, RATE, Prosody(speed, pitch)))
                 y.append(label)
     aug = Augmenter(sample_rate=RATE, shift_max_s=0.0)
-    audio, k_eff = strips(clips, window_n, 4, 1, rng, aug)
-    # silence: noise-only strips at random levels
-    hiss = [np.asarray(1e-4 * rng.standard_normal(audio.shape[1]), np.float32)
-            for _ in range(12)]
-    quiet = np.stack([aug(h, rng) for h in hiss])
-    audio = np.concatenate((audio, quiet))
-    k_eff = np.concatenate((k_eff, np.full(len(quiet), 4)))
-    labels_of = np.concatenate((np.asarray(y), np.full(len(quiet), len(words))))
-    x, owner = strip_windows(audio, k_eff, FRAMES)
-    yy = labels_of[owner]
+    sw = strip_windows(strips(clips, window_n, 4, 1, rng, aug), FRAMES, window_n)
+    # silence: noise-only windows at random levels
+    hiss = np.stack([aug(np.asarray(1e-4 * rng.standard_normal(window_n), np.float32), rng)
+                     for _ in range(48)])
+    x = np.concatenate((sw.x[sw.whole], embed_batch(hiss)))
+    yy = np.concatenate((np.asarray(y)[sw.clip][sw.whole], np.full(len(hiss), len(words))))
     mean = x.reshape(-1, x.shape[-1]).mean(axis=0)
     std = np.maximum(x.reshape(-1, x.shape[-1]).std(axis=0), 1e-3)
     xn = ((x - mean) / std).reshape(len(x), -1)

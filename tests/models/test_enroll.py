@@ -238,3 +238,36 @@ def test_no_input_device_is_one_line(base: Path, tmp_path: Path) -> None:
     assert len(err) == 1 and err[0].startswith("hark: error:"), r.stderr
     assert "no audio input device found" in err[0]
     assert "say" not in r.stderr and not (tmp_path / "x.onnx").exists()
+
+
+def test_strip_windows_label_whole_words_parts_and_room() -> None:
+    """Windows that hold the whole word, a part of it (up to partial_max), or none of it."""
+    from hark.live.card import EMBEDDING_HOP
+    from hark.models.data.augment import Augmenter
+    from hark.models.enroll import strip_windows, strips
+
+    window_n = 22112  # 8 embeddings
+    speech = np.random.default_rng(0).standard_normal(8000).astype(np.float32) * 0.1  # 0.5 s
+    quiet = Augmenter(noise_prob=0.0, gain_db_range=(0.0, 0.0), shift_max_s=0.0)
+    st = strips([speech], window_n, k=3, copies=2, rng=np.random.default_rng(1), aug=quiet,
+                pad_hops=6)
+    assert st.audio.shape[1] == window_n + (3 - 1 + 12) * EMBEDDING_HOP
+    sw = strip_windows(st, 8, window_n, partial_max=0.85)
+    want: list[float] = []
+    for i in range(2):
+        a, b = int(st.offset[i]), int(st.offset[i] + st.length[i])
+        assert np.array_equal(st.audio[i, a:b], speech) and not st.audio[i, :a].any()
+        n_windows = (st.audio.shape[1] - window_n) // EMBEDDING_HOP + 1
+        mine = []
+        for j in range(n_windows):
+            lo, hi = j * EMBEDDING_HOP, j * EMBEDDING_HOP + window_n
+            share = max(0, min(b, hi) - max(a, lo)) / (b - a)
+            if share >= 1 or share <= 0.85:
+                mine.append(min(share, 1.0))
+        assert sum(v == 1.0 for v in mine) >= 3  # the k windows that hold it all, at least
+        assert any(0 < v <= 0.85 for v in mine)  # the word coming in or going out
+        assert len(mine) < n_windows  # the ones nearly whole are left out
+        want += mine
+    np.testing.assert_allclose(sw.share, want)
+    assert sw.x.shape == (len(want), 8, 96) and (sw.clip == 0).all()
+    assert np.array_equal(sw.whole, np.asarray(want) == 1.0)
