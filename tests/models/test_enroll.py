@@ -271,3 +271,27 @@ def test_strip_windows_label_whole_words_parts_and_room() -> None:
     np.testing.assert_allclose(sw.share, want)
     assert sw.x.shape == (len(want), 8, 96) and (sw.clip == 0).all()
     assert np.array_equal(sw.whole, np.asarray(want) == 1.0)
+
+
+def test_the_bundled_embedding_model_is_the_default(slt_new: Path, tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """No --model: the bundled commands-emb; its enrolled copy goes to ./commands-emb-enrolled."""
+    from hark.live.model import bundled_dir, bundled_names
+
+    if "commands-emb" not in bundled_names():
+        pytest.skip("commands-emb is not bundled in this tree")
+    bundled = _digest(bundled_dir())
+    cwd = Path.cwd()
+    os.chdir(tmp_path)
+    try:
+        code = main(["enroll", "--words", "lights on,lights off", "--from", str(slt_new)])
+    finally:
+        os.chdir(cwd)
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    card = load_card(tmp_path / "commands-emb-enrolled.json")
+    assert card.name == "commands-emb-enrolled" and card.labels[:2] == ("lights on", "lights off")
+    assert card.provenance["base"]["name"] == "commands-emb"
+    assert card.smoothing == load_card(bundled_dir() / "commands-emb.json").smoothing
+    assert _digest(bundled_dir()) == bundled  # nothing written into the package
+    OnnxModel.load(tmp_path / "commands-emb-enrolled.onnx")
