@@ -158,9 +158,11 @@ def takes_from_mic(args: argparse.Namespace, words: tuple[str, ...]) -> list[Any
         with src:
             record(session, src.blocks(), RATE, on_prompt=prompt, on_take=kept,
                    wait_s=args.wait_s)
-    if session.skipped:
-        print(f"hark: skipped {', '.join(map(repr, session.skipped))}", file=sys.stderr)
-    return [Take(t.word, t.audio, f"mic {t.word!r} take {t.take}") for t in session.takes()]
+    recorded = session.takes()
+    print(f"hark: {len(recorded)} takes of {len({t.word for t in recorded})} words recorded"
+          + (f"; skipped {', '.join(map(repr, session.skipped))}" if session.skipped else ""),
+          file=sys.stderr, flush=True)
+    return [Take(t.word, t.audio, f"mic {t.word!r} take {t.take}") for t in recorded]
 
 
 def run_enroll(args: argparse.Namespace) -> int:
