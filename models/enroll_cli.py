@@ -17,16 +17,17 @@ from hark.live.errors import HarkError
 
 EXAMPLES = """\
 examples:
-  hark enroll --model out/commands-emb/commands-emb.onnx
-        say each of the model's words 3 times (+1 held out) into the default microphone;
-        writes out/commands-emb/commands-emb-enrolled.onnx + .json beside the old one
-  hark enroll --model commands-emb --words "lights on,lights off" --takes 3
-        a model for new words from your takes plus synthetic speech (./commands-emb-enrolled.onnx)
-  hark enroll --model m.onnx --from takes/ --out mine.onnx
-        takes from recordings: takes/<word>/*.wav, sorted by name, the last of each held out
-  hark enroll --model m.onnx --words "yes please,no thanks" --device pulse --no-ui
+  hark enroll
+        say each word of the bundled commands-emb 3 times (+1 held out) into the default
+        microphone; writes ./commands-emb-enrolled.onnx + .json
+  hark enroll --words "lights on,lights off" --takes 3
+        a model for new words from your takes plus synthetic speech of them
+  hark enroll --model out/m/m.onnx --from takes/
+        takes from recordings: takes/<word>/*.wav, sorted by name, the last of each held out;
+        writes out/m/m-enrolled.onnx beside the old model (--out PATH.onnx elsewhere)
+  hark enroll --words "yes please,no thanks" --device pulse --no-ui
         prompts on stderr instead of the terminal UI (pipes and scripts)
-then: hark mic --model OUT.onnx
+then: hark mic --model commands-emb-enrolled.onnx
 """
 DEFAULT_MODEL = "commands-emb"  # the bundled embedding model, once it ships
 
