@@ -226,6 +226,23 @@ CustomObjects = Mapping[str, Any] | str | Path | None
 Builder = Callable[[], Any]  # --architecture: returns the uncompiled model of a weights file
 
 
+def import_user_file(p: Path, prefix: str, error: type[Exception], where: str, verb: str,
+                     describe: Any) -> ModuleType:
+    """Run a user's Python file as a module; any failure is one `error` line naming `where`.
+
+    The one importer of custom objects, --architecture builders and --reference-features code.
+    """
+    spec = importlib.util.spec_from_file_location(f"{prefix}_{p.stem}", p)
+    if spec is None or spec.loader is None:
+        raise error(f"{where}cannot import {p}")
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as e:  # the user's code: any error becomes one line
+        raise error(f"{where}{verb}{p.name} raised {type(e).__name__}: {describe(e)}") from None
+    return module
+
+
 def read_custom_objects(path: str | Path) -> dict[str, Any]:
     """The `custom_objects` dict of a Python file (what the training script registered)."""
     p = Path(path)
@@ -233,14 +250,8 @@ def read_custom_objects(path: str | Path) -> dict[str, Any]:
         raise ModelFileError(f"custom objects file not found: {p}")
     if p.suffix != ".py":
         raise ModelFileError(f"custom objects file {p.name} is not a Python file (.py)")
-    spec = importlib.util.spec_from_file_location(f"_hark_custom_objects_{p.stem}", p)
-    if spec is None or spec.loader is None:
-        raise ModelFileError(f"cannot import {p}")
-    module = importlib.util.module_from_spec(spec)
-    try:
-        spec.loader.exec_module(module)
-    except Exception as e:  # the user's code: any error becomes one line
-        raise ModelFileError(f"{p.name} raised {type(e).__name__}: {e}") from None
+    module = import_user_file(p, "_hark_custom_objects", ModelFileError, "", "",
+                              str)
     objects = getattr(module, "custom_objects", None)
     if not isinstance(objects, Mapping):
         raise ModelFileError(
@@ -348,15 +359,8 @@ def read_builder(spec: str | Path | Builder) -> tuple[Builder, str, Path | None]
         raise ModelFileError(f"--architecture: {p} not found")
     if p.suffix != ".py":
         raise ModelFileError(f"--architecture: {p.name} is not a Python file (.py)")
-    mod_spec = importlib.util.spec_from_file_location(f"_hark_architecture_{p.stem}", p)
-    if mod_spec is None or mod_spec.loader is None:
-        raise ModelFileError(f"--architecture: cannot import {p}")
-    module = importlib.util.module_from_spec(mod_spec)
-    try:
-        mod_spec.loader.exec_module(module)
-    except Exception as e:  # the user's code: any error becomes one line
-        raise ModelFileError(f"--architecture: importing {p.name} raised "
-                             f"{type(e).__name__}: {_one_line(e)}") from None
+    module = import_user_file(p, "_hark_architecture", ModelFileError, "--architecture: ",
+                              "importing ", _one_line)
     fn = getattr(module, func, None)
     if not callable(fn):
         raise ModelFileError(f"--architecture: {p.name} has no function {func!r}")

@@ -15,7 +15,6 @@ options that match, as a command line.
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import itertools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -44,16 +43,10 @@ def load_reference(spec: str | ReferenceFn) -> ReferenceFn:
     p = Path(path)
     if not p.is_file() or p.suffix != ".py":
         raise ExportError(f"--reference-features: {p} is not a Python file")
-    mod_spec = importlib.util.spec_from_file_location(f"_hark_reference_{p.stem}", p)
-    if mod_spec is None or mod_spec.loader is None:
-        raise ExportError(f"--reference-features: cannot import {p}")
-    module = importlib.util.module_from_spec(mod_spec)
-    try:
-        mod_spec.loader.exec_module(module)
-    except Exception as e:  # the user's code
-        raise ExportError(
-            f"--reference-features: {p.name} raised {type(e).__name__}: {e}"
-        ) from None
+    from hark.export.loading import import_user_file
+
+    module = import_user_file(p, "_hark_reference", ExportError, "--reference-features: ", "",
+                              str)
     fn = getattr(module, func, None)
     if not callable(fn):
         raise ExportError(f"--reference-features: {p.name} has no function {func!r}")
